@@ -1,0 +1,6 @@
+//! Test support for akkord: probes for actor tests and a deterministic network simulator.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod sim;

@@ -1,0 +1,5 @@
+//! Deterministic network simulator for sans-IO protocol cores.
+
+mod node;
+
+pub use node::{Outputs, SimNode};
