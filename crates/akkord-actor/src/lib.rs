@@ -1,1 +1,6 @@
-//! placeholder
+//! Local actor runtime of akkord.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod address;
