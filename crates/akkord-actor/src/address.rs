@@ -66,7 +66,11 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "{SCHEME}://{}@[{}]:{}", self.system, self.host, self.port)
+            write!(
+                f,
+                "{SCHEME}://{}@[{}]:{}",
+                self.system, self.host, self.port
+            )
         } else {
             write!(f, "{SCHEME}://{}@{}:{}", self.system, self.host, self.port)
         }

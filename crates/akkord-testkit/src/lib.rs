@@ -3,4 +3,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod probe;
 pub mod sim;
+pub mod time;
+
+pub use probe::TestProbe;

@@ -1,0 +1,418 @@
+//! [`Context`]: what an actor can do besides changing its own state.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::actor::{Actor, Props};
+use crate::actor_ref::{
+    ActorId, ActorRef, AnyActorRef, MessageTarget, SystemMessage, Target, WatchNotify, WatcherEntry,
+};
+use crate::cell::{spawn_actor, ActorCell};
+use crate::dead_letters::DeadLetterReason;
+use crate::error::{ActorError, ActorErrorKind, AskError, SpawnError};
+use crate::supervision::{Backoff, RestartLimit};
+use crate::system::ActorSystem;
+use crate::timers::{TimerKey, Timers};
+
+/// The actor's view of the runtime, passed to every handler and hook.
+///
+/// It spawns and stops children, watches other actors, runs timers, stashes messages and
+/// connects futures back to the actor's mailbox.
+pub struct Context<A: Actor> {
+    pub(crate) cell: Arc<ActorCell<A>>,
+    pub(crate) props: Props<A>,
+    pub(crate) mode: Mode,
+    pub(crate) stop_requested: bool,
+    pub(crate) watching: HashMap<ActorId, (AnyActorRef, Watching<A::Msg>)>,
+    pub(crate) supervision: SupervisionState,
+    timers: Option<Box<Timers<A::Msg>>>,
+    stash: VecDeque<A::Msg>,
+}
+
+/// Where the actor is in its lifecycle, as seen by its own turn.
+pub(crate) enum Mode {
+    Normal,
+    Restarting {
+        error: ActorError,
+        delay: Option<Duration>,
+    },
+    BackoffWaiting {
+        generation: u64,
+    },
+    Stopping {
+        failure: Option<ActorError>,
+    },
+    Stopped,
+}
+
+/// How this actor wants to hear about a watched actor's termination.
+pub(crate) enum Watching<M> {
+    Signal,
+    Message(M),
+}
+
+/// Restart bookkeeping for the supervisor strategy.
+#[derive(Default)]
+pub(crate) struct SupervisionState {
+    restarts: VecDeque<Instant>,
+    backoff_attempts: u32,
+    generation: u64,
+    pub(crate) started_at: Option<Instant>,
+}
+
+impl SupervisionState {
+    /// Records a failure and returns whether one more restart is allowed.
+    pub(crate) fn restart_allowed(&mut self, limit: &RestartLimit, now: Instant) -> bool {
+        let Some(max) = limit.max_restarts else {
+            return true;
+        };
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > limit.within)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() >= max as usize {
+            return false;
+        }
+        self.restarts.push_back(now);
+        true
+    }
+
+    /// Records a failure and returns the backoff attempt number, or `None` past the limit.
+    pub(crate) fn next_backoff_attempt(&mut self, backoff: &Backoff, now: Instant) -> Option<u32> {
+        let ran_long_enough = self
+            .started_at
+            .is_some_and(|started| now.duration_since(started) >= backoff.reset_after);
+        if ran_long_enough {
+            self.backoff_attempts = 0;
+        }
+        if backoff
+            .max_restarts
+            .is_some_and(|max| self.backoff_attempts >= max)
+        {
+            return None;
+        }
+        let attempt = self.backoff_attempts;
+        self.backoff_attempts += 1;
+        Some(attempt)
+    }
+
+    pub(crate) fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+}
+
+impl<A: Actor> Context<A> {
+    pub(crate) fn new(cell: Arc<ActorCell<A>>, props: Props<A>) -> Self {
+        Self {
+            cell,
+            props,
+            mode: Mode::Normal,
+            stop_requested: false,
+            watching: HashMap::new(),
+            supervision: SupervisionState::default(),
+            timers: None,
+            stash: VecDeque::new(),
+        }
+    }
+
+    /// Returns a ref to this actor.
+    pub fn self_ref(&self) -> ActorRef<A::Msg> {
+        ActorRef {
+            target: Arc::clone(&self.cell) as Arc<dyn MessageTarget<A::Msg>>,
+        }
+    }
+
+    /// Returns this actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.id()
+    }
+
+    /// Returns this actor's path.
+    pub fn path(&self) -> String {
+        self.cell.path()
+    }
+
+    /// Returns the actor system this actor runs in.
+    pub fn system(&self) -> ActorSystem {
+        ActorSystem {
+            shared: Arc::clone(&self.cell.system),
+        }
+    }
+
+    /// Starts a child actor named `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NameTaken`] when a child with that name exists (names are freed once the
+    /// child has fully stopped); [`SpawnError::InvalidName`] for an empty name, one starting
+    /// with `$`, or one containing `/`, `#` or whitespace; [`SpawnError::ParentStopped`] while
+    /// this actor is stopping.
+    pub fn spawn<B: Actor>(
+        &mut self,
+        name: &str,
+        props: Props<B>,
+    ) -> Result<ActorRef<B::Msg>, SpawnError> {
+        spawn_actor(&self.cell.system, Some(&self.any_self()), Some(name), props)
+    }
+
+    /// Starts a child actor with a generated name.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ParentStopped`] while this actor is stopping.
+    pub fn spawn_anonymous<B: Actor>(
+        &mut self,
+        props: Props<B>,
+    ) -> Result<ActorRef<B::Msg>, SpawnError> {
+        spawn_actor(&self.cell.system, Some(&self.any_self()), None, props)
+    }
+
+    /// Returns the children that have not fully stopped yet.
+    pub fn children(&self) -> Vec<AnyActorRef> {
+        self.cell.children()
+    }
+
+    /// Returns the child named `name`, if it exists.
+    pub fn child(&self, name: &str) -> Option<AnyActorRef> {
+        self.cell.child(name)
+    }
+
+    /// Stops a child; returns false when `child` is not a child of this actor.
+    ///
+    /// The child stops after the message it is handling; its name is free again once it has
+    /// fully stopped.
+    pub fn stop(&mut self, child: &AnyActorRef) -> bool {
+        if child.target.parent_id() != Some(self.cell.id()) {
+            return false;
+        }
+        child.stop();
+        true
+    }
+
+    /// Stops this actor after the current handler returns.
+    pub fn stop_self(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// Watches `actor`: when it stops, this actor's `terminated` hook runs, or `child_failed`
+    /// for a child that stopped because of a failure.
+    ///
+    /// The notification arrives exactly once, also when `actor` has already stopped.
+    /// Watching an actor again replaces the earlier form of notification.
+    pub fn watch(&mut self, actor: impl Into<AnyActorRef>) {
+        self.watch_as(actor.into(), Watching::Signal);
+    }
+
+    /// Watches `actor`, delivering `msg` to this actor when it stops instead of a signal.
+    pub fn watch_with(&mut self, actor: impl Into<AnyActorRef>, msg: A::Msg) {
+        self.watch_as(actor.into(), Watching::Message(msg));
+    }
+
+    /// Stops watching `actor`; no notification arrives afterwards, even one already on its way.
+    pub fn unwatch(&mut self, actor: impl Into<AnyActorRef>) {
+        let actor = actor.into();
+        if self.watching.remove(&actor.id()).is_some() {
+            actor.target.unwatch(self.cell.id());
+        }
+    }
+
+    fn watch_as(&mut self, actor: AnyActorRef, how: Watching<A::Msg>) {
+        let first = self
+            .watching
+            .insert(actor.id(), (actor.clone(), how))
+            .is_none();
+        if first {
+            actor.add_watch(WatcherEntry {
+                watcher: self.cell.id(),
+                notify: WatchNotify::Actor(Arc::clone(&self.cell) as Arc<dyn Target>),
+            });
+        }
+    }
+
+    pub(crate) fn unwatch_all(&mut self) {
+        let me = self.cell.id();
+        for (_, (actor, _)) in self.watching.drain() {
+            actor.target.unwatch(me);
+        }
+    }
+
+    fn any_self(&self) -> AnyActorRef {
+        AnyActorRef {
+            target: Arc::clone(&self.cell) as Arc<dyn Target>,
+        }
+    }
+
+    /// Creates a ref that accepts messages of type `R` and delivers them to this actor
+    /// converted by `f`, for replies and subscriptions in another actor's protocol.
+    pub fn message_adapter<R: Send + 'static>(
+        &self,
+        f: impl Fn(R) -> A::Msg + Send + Sync + 'static,
+    ) -> ActorRef<R> {
+        let target = self.self_ref();
+        ActorRef::from_fn(
+            &self.system(),
+            &format!("{}/$adapter", self.cell.id()),
+            move |msg| target.tell(f(msg)),
+        )
+    }
+
+    /// Runs `future` and sends its output, converted by `map`, to this actor.
+    ///
+    /// The future runs on its own task, so the actor keeps handling messages meanwhile; if
+    /// the actor has stopped when the future completes, the message goes to dead letters.
+    pub fn pipe_to_self<F, T>(&self, future: F, map: impl FnOnce(T) -> A::Msg + Send + 'static)
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let target = self.self_ref();
+        self.cell.system.runtime.spawn(async move {
+            let output = future.await;
+            target.tell(map(output));
+        });
+    }
+
+    /// Asks `target` and delivers the reply, or the failure, to this actor converted by `map`.
+    pub fn ask<M: Send + 'static, R: Send + 'static>(
+        &self,
+        target: &ActorRef<M>,
+        make: impl FnOnce(ActorRef<R>) -> M + Send + 'static,
+        timeout: Duration,
+        map: impl FnOnce(Result<R, AskError>) -> A::Msg + Send + 'static,
+    ) {
+        let target = target.clone();
+        self.pipe_to_self(async move { target.ask(make, timeout).await }, map);
+    }
+
+    /// Keeps `msg` aside until [`Context::unstash_all`].
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`ActorErrorKind::StashOverflow`] when the stash holds as many messages as
+    /// the capacity set in [`Props::with_stash_capacity`]; `msg` then goes to dead letters.
+    pub fn stash(&mut self, msg: A::Msg) -> Result<(), ActorError> {
+        if self.stash.len() >= self.props.stash_capacity {
+            self.cell
+                .system
+                .record_dead_letter::<A::Msg>(&self.path(), DeadLetterReason::StashFull);
+            return Err(ActorError::from_kind(ActorErrorKind::StashOverflow {
+                capacity: self.props.stash_capacity,
+            }));
+        }
+        self.stash.push_back(msg);
+        Ok(())
+    }
+
+    /// Puts every stashed message back in front of the mailbox, in the order stashed.
+    pub fn unstash_all(&mut self) {
+        let stashed = std::mem::take(&mut self.stash);
+        self.cell.prepend(stashed);
+    }
+
+    /// Returns the number of stashed messages.
+    pub fn stash_len(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// Counts one message of this actor's type as a dead letter for `reason`.
+    pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
+        self.cell
+            .system
+            .record_dead_letter::<A::Msg>(&self.path(), reason);
+    }
+
+    pub(crate) fn drop_stash(&mut self) {
+        let path = self.path();
+        for _ in self.stash.drain(..) {
+            self.cell
+                .system
+                .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
+        }
+    }
+
+    fn timers(&mut self) -> &mut Timers<A::Msg> {
+        let runtime = self.cell.system.runtime.clone();
+        self.timers
+            .get_or_insert_with(|| Box::new(Timers::new(runtime)))
+    }
+
+    /// Sends `msg` to this actor once after `delay`, replacing any timer with the same key.
+    pub fn start_single_timer(&mut self, key: impl Into<TimerKey>, msg: A::Msg, delay: Duration) {
+        let target = self.self_ref();
+        self.timers().start_single(key.into(), target, msg, delay);
+    }
+
+    /// Sends `msg` to this actor every `interval`, the first time after `initial_delay`;
+    /// a late tick pushes the following ones back. Replaces any timer with the same key.
+    pub fn start_timer_with_fixed_delay(
+        &mut self,
+        key: impl Into<TimerKey>,
+        msg: A::Msg,
+        initial_delay: Duration,
+        interval: Duration,
+    ) where
+        A::Msg: Clone + Sync,
+    {
+        let target = self.self_ref();
+        self.timers()
+            .start_periodic(key.into(), target, msg, initial_delay, interval, false);
+    }
+
+    /// Sends `msg` to this actor every `interval`, the first time after `initial_delay`;
+    /// late ticks are caught up so the average rate holds. Replaces any timer with the same
+    /// key.
+    pub fn start_timer_at_fixed_rate(
+        &mut self,
+        key: impl Into<TimerKey>,
+        msg: A::Msg,
+        initial_delay: Duration,
+        interval: Duration,
+    ) where
+        A::Msg: Clone + Sync,
+    {
+        let target = self.self_ref();
+        self.timers()
+            .start_periodic(key.into(), target, msg, initial_delay, interval, true);
+    }
+
+    /// Cancels the timer with `key`; a message it already queued is not delivered.
+    pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) {
+        if let Some(timers) = self.timers.as_mut() {
+            timers.cancel(&key.into());
+        }
+    }
+
+    /// Returns true while the timer with `key` is active.
+    pub fn is_timer_active(&self, key: impl Into<TimerKey>) -> bool {
+        self.timers
+            .as_ref()
+            .is_some_and(|timers| timers.is_active(&key.into()))
+    }
+
+    /// Cancels every timer of this actor.
+    pub fn cancel_all_timers(&mut self) {
+        if let Some(timers) = self.timers.as_mut() {
+            timers.cancel_all();
+        }
+    }
+
+    pub(crate) fn timers_accept(&mut self, generation: u64) -> bool {
+        self.timers
+            .as_mut()
+            .is_some_and(|timers| timers.accept(generation))
+    }
+
+    pub(crate) fn schedule_restart(&self, generation: u64, delay: Duration) {
+        let cell = Arc::clone(&self.cell);
+        self.cell.system.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            cell.send_system(SystemMessage::Restart { generation });
+        });
+    }
+}
