@@ -42,6 +42,14 @@ pub trait SimNode {
     fn wire_size(_message: &Self::Message) -> usize {
         0
     }
+
+    /// Returns a short label for the kind of `message`, such as `"heartbeat"` or `"gossip"`.
+    ///
+    /// The simulator groups its traffic counters by this label, so a benchmark can leave
+    /// heartbeats out of gossip figures. The default puts every message under `"message"`.
+    fn message_kind(_message: &Self::Message) -> &'static str {
+        "message"
+    }
 }
 
 /// Outputs of one call into a [`SimNode`]: messages, a tick request and events.
