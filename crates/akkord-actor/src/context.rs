@@ -357,7 +357,7 @@ impl<A: Actor> Context<A> {
         initial_delay: Duration,
         interval: Duration,
     ) where
-        A::Msg: Clone + Sync,
+        A::Msg: Clone,
     {
         let target = self.self_ref();
         self.timers()
@@ -374,7 +374,7 @@ impl<A: Actor> Context<A> {
         initial_delay: Duration,
         interval: Duration,
     ) where
-        A::Msg: Clone + Sync,
+        A::Msg: Clone,
     {
         let target = self.self_ref();
         self.timers()

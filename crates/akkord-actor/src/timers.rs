@@ -87,7 +87,7 @@ impl<M: Send + 'static> Timers<M> {
         interval: Duration,
         fixed_rate: bool,
     ) where
-        M: Clone + Sync,
+        M: Clone,
     {
         let generation = self.retire_and_next(&key);
         // A zero interval would make the task spin; treat it as the smallest non-zero period.

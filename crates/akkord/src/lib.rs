@@ -1,1 +1,9 @@
-//! placeholder
+//! akkord: an actor runtime with remoting and clustering.
+//!
+//! This facade re-exports the local runtime; the remoting and cluster layers join it as
+//! they are completed.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use akkord_actor::*;
