@@ -1,1 +1,24 @@
-//! placeholder
+//! Remoting of akkord: the wire protocol, framing, handshake and TCP transport between
+//! nodes, system-message redelivery and the serialization registry.
+//!
+//! The transport keeps one association per remote node incarnation, with three lanes over
+//! separate TCP connections: control (system messages, acknowledgements, heartbeats),
+//! ordinary and large. Every connection starts with a handshake that checks the protocol
+//! version, the system name, an optional shared secret and the incarnations on both ends.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod fuzzing;
+pub mod handshake;
+pub mod redelivery;
+pub mod serialization;
+pub mod settings;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+pub use frame::Lane;
+pub use settings::RemoteSettings;
+pub use transport::{Destination, InboundHandler, SendError, Transport, TransportEvent};

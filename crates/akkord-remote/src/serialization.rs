@@ -1,0 +1,320 @@
+//! Serialization registry: stable manifest strings for Rust message types, with pluggable
+//! serializers (postcard by default).
+//!
+//! A manifest names a message type on the wire and must stay the same across versions and
+//! nodes. The Rust type name is not used because it changes with refactoring. The sender
+//! fails when the type is not registered; the receiver drops a message whose manifest is
+//! unknown or whose payload does not decode, with one warning naming the peer and manifest.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use akkord_actor::address::UniqueAddress;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::wire::UserEnvelope;
+
+/// Error of a [`Serializer`], boxed so serializers can use their own error types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Converts messages of type `T` to bytes and back.
+pub trait Serializer<T>: Send + Sync + 'static {
+    /// Serializes `value`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the serializer's error when `value` cannot be represented.
+    fn serialize(&self, value: &T) -> Result<Vec<u8>, BoxError>;
+
+    /// Deserializes a value from `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the serializer's error when `bytes` are not a valid encoding.
+    fn deserialize(&self, bytes: &[u8]) -> Result<T, BoxError>;
+}
+
+/// Serializer with serde and postcard, a compact binary format.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Postcard;
+
+impl<T: Serialize + DeserializeOwned + 'static> Serializer<T> for Postcard {
+    fn serialize(&self, value: &T) -> Result<Vec<u8>, BoxError> {
+        Ok(postcard::to_stdvec(value)?)
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+/// Failure to serialize, register or deserialize a message.
+#[derive(Debug, thiserror::Error)]
+pub enum SerializationError {
+    /// The sender tried to serialize a type without a registered manifest.
+    #[error(
+        "message type {type_name} is not registered: register it with a manifest before sending"
+    )]
+    NotRegistered {
+        /// Rust name of the type.
+        type_name: &'static str,
+    },
+    /// Two registrations use the same manifest or the same type.
+    #[error("manifest {manifest:?} or type {type_name} is already registered")]
+    AlreadyRegistered {
+        /// Manifest of the second registration.
+        manifest: String,
+        /// Rust name of the second registration's type.
+        type_name: &'static str,
+    },
+    /// The receiver has no deserializer for a manifest.
+    #[error("unknown manifest {0:?}: the sender uses a message type this node does not register")]
+    UnknownManifest(String),
+    /// The serializer failed.
+    #[error("failed to {action} message with manifest {manifest:?}: {source}")]
+    Codec {
+        /// `serialize` or `deserialize`.
+        action: &'static str,
+        /// Manifest of the message.
+        manifest: String,
+        /// The serializer's error.
+        source: BoxError,
+    },
+}
+
+/// A deserialized message of a registered type.
+pub type AnyMessage = Box<dyn Any + Send>;
+
+/// Registry of message types, their manifests and serializers.
+#[derive(Default)]
+pub struct SerializationRegistry {
+    by_type: HashMap<TypeId, Arc<dyn ErasedCodec>>,
+    by_manifest: HashMap<String, Arc<dyn ErasedCodec>>,
+}
+
+impl SerializationRegistry {
+    /// Creates an empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `T` under `manifest` with the [`Postcard`] serializer.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SerializationError::AlreadyRegistered`] when the type or manifest is taken.
+    pub fn register<T>(&mut self, manifest: &str) -> Result<(), SerializationError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.register_with::<T, _>(manifest, Postcard)
+    }
+
+    /// Registers `T` under `manifest` with `serializer`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SerializationError::AlreadyRegistered`] when the type or manifest is taken.
+    pub fn register_with<T, S>(
+        &mut self,
+        manifest: &str,
+        serializer: S,
+    ) -> Result<(), SerializationError>
+    where
+        T: Send + 'static,
+        S: Serializer<T>,
+    {
+        let type_id = TypeId::of::<T>();
+        if self.by_type.contains_key(&type_id) || self.by_manifest.contains_key(manifest) {
+            return Err(SerializationError::AlreadyRegistered {
+                manifest: manifest.to_owned(),
+                type_name: std::any::type_name::<T>(),
+            });
+        }
+        let codec: Arc<dyn ErasedCodec> = Arc::new(Codec {
+            manifest: manifest.to_owned(),
+            serializer,
+            marker: PhantomData::<fn() -> T>,
+        });
+        self.by_type.insert(type_id, codec.clone());
+        self.by_manifest.insert(manifest.to_owned(), codec);
+        Ok(())
+    }
+
+    /// Serializes `value` and returns its manifest and bytes.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SerializationError::NotRegistered`] naming the type when `T` has no
+    /// registration, and [`SerializationError::Codec`] when the serializer fails.
+    pub fn serialize<T: Send + 'static>(
+        &self,
+        value: &T,
+    ) -> Result<(&str, Vec<u8>), SerializationError> {
+        let codec =
+            self.by_type
+                .get(&TypeId::of::<T>())
+                .ok_or(SerializationError::NotRegistered {
+                    type_name: std::any::type_name::<T>(),
+                })?;
+        let bytes = codec
+            .serialize(value)
+            .map_err(|source| SerializationError::Codec {
+                action: "serialize",
+                manifest: codec.manifest().to_owned(),
+                source,
+            })?;
+        Ok((codec.manifest(), bytes))
+    }
+
+    /// Deserializes `bytes` with the serializer registered for `manifest`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SerializationError::UnknownManifest`] or [`SerializationError::Codec`].
+    pub fn deserialize(
+        &self,
+        manifest: &str,
+        bytes: &[u8],
+    ) -> Result<AnyMessage, SerializationError> {
+        let codec = self
+            .by_manifest
+            .get(manifest)
+            .ok_or_else(|| SerializationError::UnknownManifest(manifest.to_owned()))?;
+        codec
+            .deserialize(bytes)
+            .map_err(|source| SerializationError::Codec {
+                action: "deserialize",
+                manifest: manifest.to_owned(),
+                source,
+            })
+    }
+
+    /// Deserializes an inbound envelope from `peer`; on failure logs one warning naming the
+    /// peer and manifest and returns `None`, so only this message is dropped.
+    pub fn deserialize_inbound(
+        &self,
+        peer: &UniqueAddress,
+        envelope: &UserEnvelope,
+    ) -> Option<AnyMessage> {
+        match self.deserialize(&envelope.manifest, &envelope.payload) {
+            Ok(message) => Some(message),
+            Err(error) => {
+                warn!(
+                    peer = %peer,
+                    manifest = %envelope.manifest,
+                    recipient = envelope.recipient,
+                    %error,
+                    "dropped inbound message"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SerializationRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerializationRegistry")
+            .field("manifests", &self.by_manifest.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+trait ErasedCodec: Send + Sync {
+    fn manifest(&self) -> &str;
+    fn serialize(&self, value: &dyn Any) -> Result<Vec<u8>, BoxError>;
+    fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError>;
+}
+
+struct Codec<T, S> {
+    manifest: String,
+    serializer: S,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + 'static, S: Serializer<T>> ErasedCodec for Codec<T, S> {
+    fn manifest(&self) -> &str {
+        &self.manifest
+    }
+
+    fn serialize(&self, value: &dyn Any) -> Result<Vec<u8>, BoxError> {
+        let value = value
+            .downcast_ref::<T>()
+            .ok_or("registry entry holds a different type")?;
+        self.serializer.serialize(value)
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError> {
+        Ok(Box::new(self.serializer.deserialize(bytes)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Greet {
+        name: String,
+        times: u32,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Unregistered;
+
+    fn registry() -> SerializationRegistry {
+        let mut registry = SerializationRegistry::new();
+        registry.register::<Greet>("test.Greet").unwrap();
+        registry
+    }
+
+    #[test]
+    fn round_trips_registered_type() {
+        let registry = registry();
+        let greet = Greet {
+            name: "ada".into(),
+            times: 3,
+        };
+        let (manifest, bytes) = registry.serialize(&greet).unwrap();
+        assert_eq!(manifest, "test.Greet");
+        let decoded = registry.deserialize(manifest, &bytes).unwrap();
+        assert_eq!(*decoded.downcast::<Greet>().unwrap(), greet);
+    }
+
+    #[test]
+    fn unregistered_type_error_names_type() {
+        let error = registry().serialize(&Unregistered).unwrap_err();
+        assert!(matches!(error, SerializationError::NotRegistered { .. }));
+        assert!(error.to_string().contains("Unregistered"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_registration_fails() {
+        let mut registry = registry();
+        assert!(registry.register::<Greet>("other").is_err());
+        assert!(registry.register::<Unregistered>("test.Greet").is_err());
+    }
+
+    #[test]
+    fn unknown_manifest_and_bad_payload_fail() {
+        let registry = registry();
+        assert!(matches!(
+            registry.deserialize("nope", &[]),
+            Err(SerializationError::UnknownManifest(m)) if m == "nope"
+        ));
+        assert!(matches!(
+            registry.deserialize("test.Greet", &[0xff, 0xff, 0xff]),
+            Err(SerializationError::Codec {
+                action: "deserialize",
+                ..
+            })
+        ));
+    }
+}

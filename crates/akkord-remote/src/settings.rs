@@ -1,0 +1,119 @@
+//! Settings of the remote transport.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::frame::{Lane, DEFAULT_MAX_FRAME_LEN, DEFAULT_MAX_LARGE_FRAME_LEN};
+use crate::handshake::SharedSecret;
+use crate::redelivery::RedeliverySettings;
+use crate::tls::TlsSettings;
+
+/// Settings of a [`crate::transport::Transport`], field by field.
+///
+/// Defaults follow Akka's and Pekko's `reference.conf` where they have the same setting.
+/// The docs of the other defaults give the reason for each value.
+#[derive(Clone, Debug)]
+pub struct RemoteSettings {
+    /// Actor system name. Nodes only associate with nodes of the same name. Required.
+    pub system_name: String,
+    /// Socket address the listener binds to. Default `127.0.0.1:0`: loopback only, and
+    /// port 0 lets the operating system pick a free port. A node that other machines must
+    /// reach binds a routable address explicitly; a wildcard address (`0.0.0.0`, `::`)
+    /// needs [`RemoteSettings::canonical_host`].
+    pub bind: SocketAddr,
+    /// Host name or IP address that peers use to reach this node, sent in every handshake.
+    /// Default `None`: the IP address of [`RemoteSettings::bind`].
+    pub canonical_host: Option<String>,
+    /// Incarnation uid of this node. Default `None`: a random 64-bit number, so every start
+    /// is a new incarnation. Set it only in tests.
+    pub uid: Option<u64>,
+    /// Maximum frame length of the control lane in bytes. Default 256 KiB (Akka's
+    /// `maximum-frame-size`). A peer that announces a longer frame is disconnected.
+    pub control_frame_max: usize,
+    /// Maximum frame length of the ordinary lane in bytes. Default 256 KiB (Akka's
+    /// `maximum-frame-size`). Sending a longer message fails at the sender.
+    pub ordinary_frame_max: usize,
+    /// Maximum frame length of the large lane in bytes. Default 2 MiB (Akka's
+    /// `maximum-large-frame-size`).
+    pub large_frame_max: usize,
+    /// Outbound queue capacity of the control lane, in messages per peer. Default 20000
+    /// (Akka's `outbound-control-queue-size`). A full queue drops the message and counts it.
+    pub control_queue_size: usize,
+    /// Outbound queue capacity of the ordinary lane, in messages per peer. Default 3072
+    /// (Akka's `outbound-message-queue-size`). Larger absorbs longer bursts at the cost of
+    /// memory and latency while a peer is slow.
+    pub ordinary_queue_size: usize,
+    /// Outbound queue capacity of the large lane, in messages per peer. Default 256 (Akka's
+    /// `outbound-large-message-queue-size`).
+    pub large_queue_size: usize,
+    /// Time an inbound connection has to complete its TLS and protocol handshake; a peer
+    /// that connects and stays silent is closed after it. Default 5 s, chosen here: a
+    /// handshake takes milliseconds on a working network, and 5 s is Akka's TCP
+    /// `connection-timeout`. The same limit applies to an outbound handshake's reply.
+    pub handshake_timeout: Duration,
+    /// Time allowed for an outbound TCP connect. Default 5 s (Akka's `connection-timeout`).
+    pub connect_timeout: Duration,
+    /// First delay before reconnecting a lane after a failed connect or a lost connection;
+    /// it doubles after each failure up to [`RemoteSettings::reconnect_backoff_max`].
+    /// Default 200 ms, chosen here so a restarted peer is reached quickly.
+    pub reconnect_backoff_min: Duration,
+    /// Maximum delay between reconnect attempts. Default 5 s, chosen here to bound the
+    /// time a recovered peer waits to be reached again.
+    pub reconnect_backoff_max: Duration,
+    /// Maximum bytes a lane writer gathers from its queue into one write. Default 64 KiB:
+    /// enough to put many small messages in one system call without delaying the first.
+    pub write_batch_max: usize,
+    /// System-message redelivery: resend interval, buffer size and give-up time.
+    pub redelivery: RedeliverySettings,
+    /// Shared cluster secret checked in every handshake. Default `None`.
+    pub secret: Option<SharedSecret>,
+    /// TLS 1.3 with mutual authentication. Default `None`: plain TCP.
+    pub tls: Option<TlsSettings>,
+}
+
+impl RemoteSettings {
+    /// Creates settings with the defaults for actor system `system_name`.
+    pub fn new(system_name: impl Into<String>) -> Self {
+        Self {
+            system_name: system_name.into(),
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            canonical_host: None,
+            uid: None,
+            control_frame_max: DEFAULT_MAX_FRAME_LEN,
+            ordinary_frame_max: DEFAULT_MAX_FRAME_LEN,
+            large_frame_max: DEFAULT_MAX_LARGE_FRAME_LEN,
+            control_queue_size: 20_000,
+            ordinary_queue_size: 3072,
+            large_queue_size: 256,
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_backoff_min: Duration::from_millis(200),
+            reconnect_backoff_max: Duration::from_secs(5),
+            write_batch_max: 64 * 1024,
+            redelivery: RedeliverySettings::default(),
+            secret: None,
+            tls: None,
+        }
+    }
+
+    /// Returns the maximum frame length of `lane`.
+    pub fn max_frame_len(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Control => self.control_frame_max,
+            Lane::Ordinary => self.ordinary_frame_max,
+            Lane::Large => self.large_frame_max,
+        }
+    }
+
+    /// Returns the outbound queue capacity of `lane`.
+    pub fn queue_size(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Control => self.control_queue_size,
+            Lane::Ordinary => self.ordinary_queue_size,
+            Lane::Large => self.large_queue_size,
+        }
+    }
+}
+
+/// Time between two warnings about the same kind of repeated drop on one association.
+pub(crate) const DROP_WARN_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,0 +1,315 @@
+//! Inbound side: the listener, the handshake of each accepted connection and frame dispatch.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use akkord_actor::address::UniqueAddress;
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Decoder;
+use tracing::{debug, trace, warn};
+
+use super::stream::BoxedConnection;
+use super::{lock, Destination, Inner, TransportEvent};
+use crate::frame::{FrameCodec, FrameError, Lane};
+use crate::handshake::{HandshakeProgress, InboundHandshake};
+use crate::wire::{Ack, ControlFrame, ControlMessage, HeartbeatResponse, UserEnvelope};
+
+/// Time to wait before accepting again after `accept` fails, for example when the process
+/// runs out of file descriptors.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                inner
+                    .runtime
+                    .spawn(serve_connection(inner.clone(), stream, remote));
+            }
+            Err(error) => {
+                warn!(node = %inner.local, %error, "failed to accept a connection");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let timeout = inner.settings.handshake_timeout;
+    let handshake = tokio::select! {
+        _ = inner.shutdown.cancelled() => return,
+        result = tokio::time::timeout(timeout, handshake(&inner, tcp)) => result,
+    };
+    let (connection, lane, peer, leftover) = match handshake {
+        Err(_) => {
+            reject(&inner);
+            warn!(peer = %remote, ?timeout, "closing inbound connection: handshake timed out");
+            return;
+        }
+        Ok(Err(failure)) => {
+            reject(&inner);
+            failure.log(remote);
+            return;
+        }
+        Ok(Ok(accepted)) => accepted,
+    };
+    debug!(peer = %peer, remote = %remote, lane = %lane, "inbound connection accepted");
+
+    let token = inner.inbound_token(&peer);
+    let reading = read_frames(&inner, connection, lane, &peer, leftover);
+    let result = tokio::select! {
+        biased;
+        _ = token.cancelled() => {
+            debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
+            return;
+        }
+        result = reading => result,
+    };
+    match result {
+        Ok(()) => {
+            debug!(peer = %peer, remote = %remote, lane = %lane, "inbound connection closed by peer")
+        }
+        Err(error) => {
+            reject(&inner);
+            warn!(peer = %peer, remote = %remote, lane = %lane, %error, "closing inbound connection");
+        }
+    }
+}
+
+enum HandshakeFailure {
+    Io(std::io::Error),
+    Closed,
+    Invalid(FrameError),
+    Rejected {
+        lane: Lane,
+        claimed: String,
+        reason: String,
+    },
+}
+
+impl HandshakeFailure {
+    fn log(&self, remote: SocketAddr) {
+        match self {
+            HandshakeFailure::Io(error) => {
+                warn!(peer = %remote, %error, "closing inbound connection: handshake i/o failed");
+            }
+            HandshakeFailure::Closed => {
+                warn!(peer = %remote, "closing inbound connection: peer closed it during the handshake");
+            }
+            HandshakeFailure::Invalid(error) => {
+                warn!(peer = %remote, %error, "closing inbound connection: invalid handshake");
+            }
+            HandshakeFailure::Rejected {
+                lane,
+                claimed,
+                reason,
+            } => {
+                warn!(peer = %remote, claimed = %claimed, lane = %lane, reason = %reason, "rejected inbound handshake");
+            }
+        }
+    }
+}
+
+type Accepted = (BoxedConnection, Lane, UniqueAddress, BytesMut);
+
+async fn handshake(inner: &Arc<Inner>, tcp: TcpStream) -> Result<Accepted, HandshakeFailure> {
+    let mut connection: BoxedConnection = match &inner.tls {
+        Some((acceptor, _)) => Box::new(acceptor.accept(tcp).await.map_err(HandshakeFailure::Io)?),
+        None => Box::new(tcp),
+    };
+    let mut state = InboundHandshake::new(inner.acceptor.clone());
+    let mut buffer = vec![0u8; 4096];
+    let is_quarantined = |peer: &UniqueAddress| inner.is_quarantined(peer);
+    loop {
+        let n = connection
+            .read(&mut buffer)
+            .await
+            .map_err(HandshakeFailure::Io)?;
+        if n == 0 {
+            return Err(HandshakeFailure::Closed);
+        }
+        match state.feed(&buffer[..n], &is_quarantined) {
+            HandshakeProgress::NeedMore => {}
+            HandshakeProgress::Accepted {
+                lane,
+                peer,
+                response,
+                leftover,
+            } => {
+                write_response(&mut connection, &response)
+                    .await
+                    .map_err(HandshakeFailure::Io)?;
+                return Ok((connection, lane, peer, leftover));
+            }
+            HandshakeProgress::Rejected {
+                lane,
+                claimed_peer,
+                rejection,
+                response,
+            } => {
+                // Best effort: the peer learns the reason unless it stopped reading.
+                let _ = write_response(&mut connection, &response).await;
+                let claimed = claimed_peer
+                    .and_then(|data| UniqueAddress::try_from(&data).ok())
+                    .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+                return Err(HandshakeFailure::Rejected {
+                    lane,
+                    claimed,
+                    reason: rejection.to_string(),
+                });
+            }
+            HandshakeProgress::Failed(error) => return Err(HandshakeFailure::Invalid(error)),
+        }
+    }
+}
+
+async fn write_response(connection: &mut BoxedConnection, response: &Bytes) -> std::io::Result<()> {
+    connection.write_all(response).await?;
+    connection.flush().await
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+}
+
+async fn read_frames(
+    inner: &Arc<Inner>,
+    mut connection: BoxedConnection,
+    lane: Lane,
+    peer: &UniqueAddress,
+    mut buffer: BytesMut,
+) -> Result<(), ReadError> {
+    let mut codec = FrameCodec::new(inner.settings.max_frame_len(lane));
+    loop {
+        while let Some(frame) = codec.decode(&mut buffer)? {
+            dispatch(inner, lane, peer, frame)?;
+        }
+        buffer.reserve(8 * 1024);
+        let n = connection
+            .read_buf(&mut buffer)
+            .await
+            .map_err(FrameError::Io)?;
+        if n == 0 {
+            while let Some(frame) = codec.decode_eof(&mut buffer)? {
+                dispatch(inner, lane, peer, frame)?;
+            }
+            return Ok(());
+        }
+    }
+}
+
+fn dispatch(
+    inner: &Arc<Inner>,
+    lane: Lane,
+    peer: &UniqueAddress,
+    frame: Bytes,
+) -> Result<(), ReadError> {
+    inner.counters.frames_received[lane.index()].fetch_add(1, Ordering::Relaxed);
+    trace!(peer = %peer, lane = %lane, bytes = frame.len(), "received frame");
+    match lane {
+        Lane::Ordinary | Lane::Large => {
+            let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
+            inner.handler.on_user_message(peer, lane, envelope);
+        }
+        Lane::Control => {
+            let control = ControlFrame::decode(frame).map_err(FrameError::Undecodable)?;
+            dispatch_control(inner, peer, control.message)?;
+        }
+    }
+    Ok(())
+}
+
+fn dispatch_control(
+    inner: &Arc<Inner>,
+    peer: &UniqueAddress,
+    message: Option<ControlMessage>,
+) -> Result<(), ReadError> {
+    match message {
+        Some(ControlMessage::System(system)) => {
+            let envelope = system
+                .envelope
+                .ok_or(ReadError::Protocol("system message without an envelope"))?;
+            let receipt = {
+                let mut receivers = lock(&inner.receivers);
+                receivers
+                    .entry(peer.clone())
+                    .or_default()
+                    .receive(system.seq_nr)
+            };
+            if receipt.deliver {
+                inner.handler.on_system_message(peer, envelope);
+            } else {
+                debug!(peer = %peer, seq_nr = system.seq_nr, expected = receipt.ack + 1, "dropped out-of-order or duplicate system message");
+            }
+            let ack = ControlFrame {
+                message: Some(ControlMessage::Ack(Ack {
+                    cumulative: receipt.ack,
+                    to_uid: peer.uid,
+                })),
+            };
+            reply(inner, peer, &ack);
+        }
+        Some(ControlMessage::Ack(ack)) => {
+            if let Some(association) = inner.association(&peer.address) {
+                association.on_ack(peer.uid, ack.cumulative);
+            }
+        }
+        Some(ControlMessage::Heartbeat(request)) => {
+            let response = ControlFrame {
+                message: Some(ControlMessage::HeartbeatResponse(HeartbeatResponse {
+                    nonce: request.nonce,
+                    uid: inner.local.uid,
+                })),
+            };
+            reply(inner, peer, &response);
+        }
+        Some(ControlMessage::HeartbeatResponse(response)) => {
+            inner.handler.on_heartbeat_response(peer, response.nonce);
+        }
+        Some(ControlMessage::Quarantine(notice)) => {
+            let about_us = notice
+                .quarantined
+                .as_ref()
+                .is_some_and(|quarantined| quarantined.uid == inner.local.uid);
+            if about_us {
+                warn!(peer = %peer, reason = %notice.reason, "peer quarantined this node");
+                inner.handler.on_event(TransportEvent::QuarantinedByPeer {
+                    peer: peer.clone(),
+                    reason: notice.reason,
+                });
+            }
+        }
+        Some(ControlMessage::User(envelope)) => {
+            inner.handler.on_user_message(peer, Lane::Control, envelope);
+        }
+        None => debug!(peer = %peer, "ignored control message of an unknown kind"),
+    }
+    Ok(())
+}
+
+fn reply(inner: &Arc<Inner>, peer: &UniqueAddress, frame: &ControlFrame) {
+    if let Err(error) = inner.send_control(&Destination::Node(peer.clone()), frame) {
+        debug!(peer = %peer, %error, "failed to queue control reply");
+    }
+}
+
+fn reject(inner: &Inner) {
+    inner
+        .counters
+        .inbound_rejected
+        .fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,559 @@
+//! TCP transport: listener, associations with three lanes, outbound queues and inbound
+//! dispatch.
+//!
+//! Each lane of an association is a separate outbound TCP connection that this node opens
+//! and only writes to. The peer opens its own connections for the other direction. A lane
+//! connects on its first message, performs the handshake and then writes batches of queued
+//! frames. A lost connection reconnects with exponential backoff while messages wait in the
+//! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
+//! never blocks callers or other associations.
+//!
+//! Inbound connections are checked by [`crate::handshake::InboundHandshake`] within the
+//! handshake timeout, then their frames are decoded and handed to the [`InboundHandler`].
+//! A malformed frame closes only that connection, with a warning naming the peer.
+
+mod inbound;
+mod outbound;
+mod stream;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use akkord_actor::address::{Address, AddressError, UniqueAddress};
+use tokio::net::TcpListener;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::frame::{encode_frame, Lane};
+use crate::handshake::HandshakeAcceptor;
+use crate::redelivery::SystemMessageReceiver;
+use crate::settings::RemoteSettings;
+use crate::tls::TlsError;
+use crate::wire::{ControlFrame, ControlMessage, HeartbeatRequest, UserEnvelope};
+
+use outbound::Association;
+
+/// Receiver of inbound messages and transport events.
+///
+/// Methods are called from the transport's connection tasks and must return quickly without
+/// blocking: hand the message to a channel or mailbox and return.
+pub trait InboundHandler: Send + Sync + 'static {
+    /// Handles a user message from the incarnation `from`, received on `lane`.
+    fn on_user_message(&self, from: &UniqueAddress, lane: Lane, envelope: UserEnvelope);
+
+    /// Handles a system message from `from`.
+    ///
+    /// Per pair of incarnations, each system message is delivered once and in the order
+    /// sent, and every one arrives unless the sender quarantines the peer first.
+    fn on_system_message(&self, from: &UniqueAddress, envelope: UserEnvelope) {
+        let _ = (from, envelope);
+    }
+
+    /// Handles a heartbeat response from `from` to a request sent with
+    /// [`Transport::send_heartbeat`].
+    fn on_heartbeat_response(&self, from: &UniqueAddress, nonce: u64) {
+        let _ = (from, nonce);
+    }
+
+    /// Handles a transport event.
+    fn on_event(&self, event: TransportEvent) {
+        let _ = event;
+    }
+}
+
+/// Lifecycle events of associations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A handshake with the node at `address` reached incarnation `new` in place of `old`.
+    IncarnationChanged {
+        /// Address of the node.
+        address: Address,
+        /// Incarnation uid this node talked to or expected before.
+        old: u64,
+        /// Incarnation uid now at the address.
+        new: u64,
+    },
+    /// This node quarantined `peer`.
+    Quarantined {
+        /// The quarantined incarnation.
+        peer: UniqueAddress,
+        /// Reason for the quarantine.
+        reason: String,
+    },
+    /// `peer` reported that it quarantined this node.
+    QuarantinedByPeer {
+        /// The peer incarnation that sent the notice.
+        peer: UniqueAddress,
+        /// The reason the peer gave.
+        reason: String,
+    },
+}
+
+/// Destination of an outbound message: one incarnation, or whichever lives at an address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A specific incarnation. The message is dropped when another incarnation lives at the
+    /// address.
+    Node(UniqueAddress),
+    /// The current incarnation at an address, as learned in the handshake.
+    Address(Address),
+}
+
+impl Destination {
+    /// Returns the address of the destination.
+    pub fn address(&self) -> &Address {
+        match self {
+            Destination::Node(node) => &node.address,
+            Destination::Address(address) => address,
+        }
+    }
+
+    fn uid(&self) -> Option<u64> {
+        match self {
+            Destination::Node(node) => Some(node.uid),
+            Destination::Address(_) => None,
+        }
+    }
+}
+
+/// Failure to bind the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Binding the listener failed.
+    #[error("failed to bind the remote listener on {bind}: {source}")]
+    Bind {
+        /// Requested bind address.
+        bind: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The bind address is a wildcard and no canonical host is set.
+    #[error("bind address {0} is a wildcard: set canonical_host to the address peers should dial")]
+    CanonicalHostRequired(SocketAddr),
+    /// The system name or canonical host is invalid.
+    #[error("invalid local address: {0}")]
+    Address(#[from] AddressError),
+    /// The TLS settings are invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Failure to queue an outbound message. The message was not sent.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The destination incarnation is quarantined.
+    #[error("peer {0} is quarantined: messages to it are dropped")]
+    Quarantined(UniqueAddress),
+    /// The destination incarnation is gone: another incarnation lives at its address.
+    #[error("peer {peer} is gone: incarnation {current} now lives at its address")]
+    IncarnationGone {
+        /// The requested incarnation.
+        peer: UniqueAddress,
+        /// The incarnation now at the address.
+        current: u64,
+    },
+    /// The encoded message exceeds the lane's maximum frame length.
+    #[error("message of {len} bytes exceeds the {lane} lane maximum of {max} bytes: send it on the large lane or split it")]
+    FrameTooLarge {
+        /// Lane the message was sent on.
+        lane: Lane,
+        /// Encoded length.
+        len: usize,
+        /// Maximum frame length of the lane.
+        max: usize,
+    },
+    /// The lane's outbound queue is full; the message was dropped and counted.
+    #[error("outbound {lane} queue to {address} is full: message dropped")]
+    QueueFull {
+        /// Address of the destination.
+        address: Address,
+        /// Lane whose queue is full.
+        lane: Lane,
+    },
+    /// The destination is this node.
+    #[error("destination {0} is this node: deliver local messages locally")]
+    LocalDestination(Address),
+    /// The transport is shut down.
+    #[error("transport is shut down")]
+    ShutDown,
+}
+
+/// Counters of the transport, read with [`Transport::stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Messages dropped because a lane queue was full, per lane in [`Lane::ALL`] order.
+    pub dropped_queue_full: [u64; 3],
+    /// Messages dropped before writing because their incarnation was gone or quarantined.
+    pub dropped_stale: u64,
+    /// Frames written, per lane.
+    pub frames_sent: [u64; 3],
+    /// Write system calls (batches), per lane.
+    pub batches_sent: [u64; 3],
+    /// Frames received and decoded, per lane.
+    pub frames_received: [u64; 3],
+    /// Inbound connections closed for a failed handshake or a malformed frame.
+    pub inbound_rejected: u64,
+}
+
+/// Handle of a running transport; clones share the same transport.
+///
+/// The transport's tasks run until [`Transport::shutdown`]; dropping the handles does not
+/// stop them.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use akkord_actor::address::UniqueAddress;
+/// use akkord_remote::wire::UserEnvelope;
+/// use akkord_remote::{Destination, InboundHandler, Lane, RemoteSettings, Transport};
+/// use tokio::sync::mpsc;
+///
+/// struct Inbox(mpsc::UnboundedSender<UserEnvelope>);
+///
+/// impl InboundHandler for Inbox {
+///     fn on_user_message(&self, _from: &UniqueAddress, _lane: Lane, envelope: UserEnvelope) {
+///         let _ = self.0.send(envelope);
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (sender, mut received) = mpsc::unbounded_channel();
+/// let alice = Transport::bind(RemoteSettings::new("demo"), Arc::new(Inbox(sender))).await?;
+/// let (unused, _) = mpsc::unbounded_channel();
+/// let bob = Transport::bind(RemoteSettings::new("demo"), Arc::new(Inbox(unused))).await?;
+///
+/// let to_alice = Destination::Node(alice.local_address().clone());
+/// let message = UserEnvelope { recipient: 1, manifest: "hello".into(), ..Default::default() };
+/// bob.send(&to_alice, Lane::Ordinary, &message)?;
+/// assert_eq!(received.recv().await.map(|m| m.manifest), Some("hello".to_owned()));
+///
+/// bob.shutdown().await;
+/// alice.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl Transport {
+    /// Binds the listener and starts accepting connections.
+    ///
+    /// Must be called within a tokio runtime, which runs the transport's tasks.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TransportError`] when the bind fails, the local address or the TLS
+    /// settings are invalid.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub async fn bind(
+        settings: RemoteSettings,
+        handler: Arc<dyn InboundHandler>,
+    ) -> Result<Self, TransportError> {
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| TransportError::Bind {
+                    bind: settings.bind,
+                    source,
+                })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| TransportError::Bind {
+                bind: settings.bind,
+                source,
+            })?;
+        let host = match &settings.canonical_host {
+            Some(host) => host.clone(),
+            None if bound.ip().is_unspecified() => {
+                return Err(TransportError::CanonicalHostRequired(bound))
+            }
+            None => bound.ip().to_string(),
+        };
+        let address = Address::new(settings.system_name.clone(), host, bound.port())?;
+        let local = UniqueAddress::new(address, settings.uid.unwrap_or_else(rand::random));
+        let tls = settings.tls.as_ref().map(|tls| tls.build()).transpose()?;
+        let inner = Arc::new(Inner {
+            acceptor: HandshakeAcceptor::new(local.clone(), settings.secret.clone()),
+            local,
+            settings,
+            handler,
+            runtime: tokio::runtime::Handle::current(),
+            tls,
+            associations: Mutex::new(HashMap::new()),
+            quarantined: Mutex::new(HashSet::new()),
+            receivers: Mutex::new(HashMap::new()),
+            inbound_tokens: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            counters: Counters::default(),
+            accept_task: Mutex::new(None),
+        });
+        info!(node = %inner.local, listen = %bound, "remote transport started");
+        let accept_task = inner
+            .runtime
+            .spawn(inbound::accept_loop(inner.clone(), listener));
+        *lock(&inner.accept_task) = Some(accept_task);
+        Ok(Self { inner })
+    }
+
+    /// Returns this node's incarnation, with the address peers dial.
+    pub fn local_address(&self) -> &UniqueAddress {
+        &self.inner.local
+    }
+
+    /// Queues a user message to `to` on `lane`.
+    ///
+    /// Never waits: a full queue drops the message.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SendError`] when the message was not queued: the destination is quarantined,
+    /// gone or this node, the message is too large for the lane, the queue is full, or the
+    /// transport is shut down.
+    pub fn send(
+        &self,
+        to: &Destination,
+        lane: Lane,
+        envelope: &UserEnvelope,
+    ) -> Result<(), SendError> {
+        let max = self.inner.settings.max_frame_len(lane);
+        let frame = match lane {
+            Lane::Control => encode_frame(
+                &ControlFrame {
+                    message: Some(ControlMessage::User(envelope.clone())),
+                },
+                max,
+            ),
+            Lane::Ordinary | Lane::Large => encode_frame(envelope, max),
+        }
+        .map_err(|_| SendError::FrameTooLarge {
+            lane,
+            len: envelope_len(lane, envelope),
+            max,
+        })?;
+        let association = self.inner.association_for(to)?;
+        association.enqueue(&self.inner, lane, to.uid(), frame)
+    }
+
+    /// Sends a system message to incarnation `to` with exactly-once, in-order delivery.
+    ///
+    /// The message is kept and resent until acknowledged; when the redelivery buffer
+    /// overflows the peer is quarantined.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SendError`] when the destination is quarantined, gone or this node, the
+    /// message is too large for the control lane, or the transport is shut down.
+    pub fn send_system(&self, to: &UniqueAddress, envelope: UserEnvelope) -> Result<(), SendError> {
+        let destination = Destination::Node(to.clone());
+        let association = self.inner.association_for(&destination)?;
+        association.send_system(&self.inner, to, envelope)
+    }
+
+    /// Sends a heartbeat request to `to` on the control lane; the response arrives at
+    /// [`InboundHandler::on_heartbeat_response`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Transport::send`].
+    pub fn send_heartbeat(&self, to: &Destination, nonce: u64) -> Result<(), SendError> {
+        let frame = ControlFrame {
+            message: Some(ControlMessage::Heartbeat(HeartbeatRequest { nonce })),
+        };
+        self.inner.send_control(to, &frame)
+    }
+
+    /// Quarantines incarnation `peer`: this node never talks to it again. A new incarnation
+    /// at the same address is accepted.
+    pub fn quarantine(&self, peer: &UniqueAddress, reason: &str) {
+        self.inner.quarantine(peer, reason);
+    }
+
+    /// Returns true when `peer` is quarantined.
+    pub fn is_quarantined(&self, peer: &UniqueAddress) -> bool {
+        self.inner.is_quarantined(peer)
+    }
+
+    /// Returns the number of system messages to the incarnation at `address` that wait for
+    /// an acknowledgement.
+    pub fn unacked_system_messages(&self, address: &Address) -> usize {
+        self.inner
+            .association(address)
+            .map_or(0, |association| association.unacked_system_messages())
+    }
+
+    /// Returns a snapshot of the transport's counters.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Stops the listener and every connection task; returns when the listening socket is
+    /// closed, so the port can be bound again. Queued messages are dropped.
+    pub async fn shutdown(&self) {
+        if !self.inner.shutdown.is_cancelled() {
+            info!(node = %self.inner.local, "remote transport stopped");
+        }
+        self.inner.shutdown.cancel();
+        let accept_task = lock(&self.inner.accept_task).take();
+        if let Some(accept_task) = accept_task {
+            let _ = accept_task.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) local: UniqueAddress,
+    pub(crate) settings: RemoteSettings,
+    pub(crate) handler: Arc<dyn InboundHandler>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) tls: Option<(TlsAcceptor, TlsConnector)>,
+    pub(crate) acceptor: HandshakeAcceptor,
+    // NOTE: associations, their tasks and the per-peer receiver state live until shutdown;
+    // nothing removes those of a node that left, so a long-lived node with churning peers
+    // grows. Removal belongs with the cluster layer's member-removed handling.
+    associations: Mutex<HashMap<Address, Arc<Association>>>,
+    quarantined: Mutex<HashSet<UniqueAddress>>,
+    pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
+    pub(crate) inbound_tokens: Mutex<HashMap<UniqueAddress, CancellationToken>>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) counters: Counters,
+    accept_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn association_for(self: &Arc<Self>, to: &Destination) -> Result<Arc<Association>, SendError> {
+        if self.shutdown.is_cancelled() {
+            return Err(SendError::ShutDown);
+        }
+        if let Destination::Node(node) = to {
+            if self.is_quarantined(node) {
+                return Err(SendError::Quarantined(node.clone()));
+            }
+        }
+        let address = to.address();
+        if *address == self.local.address {
+            return Err(SendError::LocalDestination(address.clone()));
+        }
+        let mut associations = lock(&self.associations);
+        if let Some(association) = associations.get(address) {
+            return Ok(association.clone());
+        }
+        let association = Association::start(self, address.clone());
+        associations.insert(address.clone(), association.clone());
+        Ok(association)
+    }
+
+    /// Registers `association` under a second address, unless one is registered there.
+    pub(crate) fn alias(&self, address: &Address, association: &Arc<Association>) {
+        lock(&self.associations)
+            .entry(address.clone())
+            .or_insert_with(|| association.clone());
+    }
+
+    pub(crate) fn association(&self, address: &Address) -> Option<Arc<Association>> {
+        lock(&self.associations).get(address).cloned()
+    }
+
+    pub(crate) fn send_control(
+        self: &Arc<Self>,
+        to: &Destination,
+        frame: &ControlFrame,
+    ) -> Result<(), SendError> {
+        let max = self.settings.control_frame_max;
+        let bytes = encode_frame(frame, max).map_err(|_| SendError::FrameTooLarge {
+            lane: Lane::Control,
+            len: prost::Message::encoded_len(frame),
+            max,
+        })?;
+        let association = self.association_for(to)?;
+        association.enqueue(self, Lane::Control, to.uid(), bytes)
+    }
+
+    pub(crate) fn is_quarantined(&self, peer: &UniqueAddress) -> bool {
+        lock(&self.quarantined).contains(peer)
+    }
+
+    pub(crate) fn quarantine(self: &Arc<Self>, peer: &UniqueAddress, reason: &str) {
+        if !lock(&self.quarantined).insert(peer.clone()) {
+            return;
+        }
+        warn!(peer = %peer, reason, "quarantined peer incarnation");
+        if let Some(token) = lock(&self.inbound_tokens).remove(peer) {
+            token.cancel();
+        }
+        lock(&self.receivers).remove(peer);
+        if let Some(association) = self.association(&peer.address) {
+            association.quarantine(self, peer, reason);
+        }
+        self.handler.on_event(TransportEvent::Quarantined {
+            peer: peer.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    pub(crate) fn inbound_token(&self, peer: &UniqueAddress) -> CancellationToken {
+        lock(&self.inbound_tokens)
+            .entry(peer.clone())
+            .or_insert_with(|| self.shutdown.child_token())
+            .clone()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) dropped_queue_full: [AtomicU64; 3],
+    pub(crate) dropped_stale: AtomicU64,
+    pub(crate) frames_sent: [AtomicU64; 3],
+    pub(crate) batches_sent: [AtomicU64; 3],
+    pub(crate) frames_received: [AtomicU64; 3],
+    pub(crate) inbound_rejected: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> TransportStats {
+        let read =
+            |counters: &[AtomicU64; 3]| counters.each_ref().map(|c| c.load(Ordering::Relaxed));
+        TransportStats {
+            dropped_queue_full: read(&self.dropped_queue_full),
+            dropped_stale: self.dropped_stale.load(Ordering::Relaxed),
+            frames_sent: read(&self.frames_sent),
+            batches_sent: read(&self.batches_sent),
+            frames_received: read(&self.frames_received),
+            inbound_rejected: self.inbound_rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn envelope_len(lane: Lane, envelope: &UserEnvelope) -> usize {
+    match lane {
+        Lane::Control => prost::Message::encoded_len(&ControlFrame {
+            message: Some(ControlMessage::User(envelope.clone())),
+        }),
+        Lane::Ordinary | Lane::Large => prost::Message::encoded_len(envelope),
+    }
+}

@@ -1,0 +1,634 @@
+//! Outbound side of an association: lane queues, lane writer tasks and the resend ticker.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use akkord_actor::address::{Address, UniqueAddress};
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, trace, warn};
+
+use super::stream::BoxedConnection;
+use super::{lock, Inner, SendError, TransportEvent};
+use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
+use crate::handshake::{
+    build_request, check_response, OutboundHandshakeError, MAX_HANDSHAKE_FRAME_LEN,
+};
+use crate::redelivery::{RedeliveryError, SystemMessageSender};
+use crate::settings::DROP_WARN_INTERVAL;
+use crate::wire::{
+    ControlFrame, ControlMessage, HandshakeResponse, QuarantineNotice, RejectReason,
+    SystemEnvelope, UniqueAddressData, UserEnvelope,
+};
+
+/// A framed message waiting in a lane queue.
+pub(crate) struct Outgoing {
+    /// Incarnation the message is for; `None` for whichever incarnation lives at the address.
+    target_uid: Option<u64>,
+    /// A quarantine notice, the one frame still written to a quarantined incarnation.
+    farewell: bool,
+    frame: Bytes,
+}
+
+/// Association with one remote address and the incarnation living there.
+pub(crate) struct Association {
+    remote: Address,
+    queues: [mpsc::Sender<Outgoing>; 3],
+    state: Mutex<State>,
+    /// Bumped when the incarnation changes or is quarantined, so lanes drop their connections.
+    generation: watch::Sender<u64>,
+    last_drop_warn: Mutex<[Option<Instant>; 3]>,
+}
+
+struct State {
+    /// Incarnation talked to, or expected when not yet confirmed by a handshake.
+    incarnation: Option<u64>,
+    confirmed: bool,
+    /// Incarnations a handshake showed to be replaced by a newer one at this address.
+    replaced: HashSet<u64>,
+    /// Redelivery state per destination incarnation. Usually one entry; a second appears
+    /// while callers address an incarnation that no handshake has reached yet.
+    system: HashMap<u64, SystemMessageSender<UserEnvelope>>,
+}
+
+impl Association {
+    /// Creates the association and spawns its lane writers and resend ticker.
+    pub(crate) fn start(inner: &Arc<Inner>, remote: Address) -> Arc<Self> {
+        let mut receivers = Vec::with_capacity(3);
+        let queues = Lane::ALL.map(|lane| {
+            let (sender, receiver) = mpsc::channel(inner.settings.queue_size(lane).max(1));
+            receivers.push(receiver);
+            sender
+        });
+        let association = Arc::new(Self {
+            remote,
+            queues,
+            state: Mutex::new(State {
+                incarnation: None,
+                confirmed: false,
+                replaced: HashSet::new(),
+                system: HashMap::new(),
+            }),
+            generation: watch::Sender::new(0),
+            last_drop_warn: Mutex::new([None; 3]),
+        });
+        for (lane, receiver) in Lane::ALL.into_iter().zip(receivers) {
+            let writer = LaneWriter {
+                inner: inner.clone(),
+                association: association.clone(),
+                lane,
+                queue: receiver,
+                pending: VecDeque::new(),
+                generation: association.generation.subscribe(),
+            };
+            inner.runtime.spawn(writer.run());
+        }
+        inner
+            .runtime
+            .spawn(run_resend_ticker(inner.clone(), association.clone()));
+        association
+    }
+
+    /// Queues a framed message on `lane`, for incarnation `target_uid` when given.
+    pub(crate) fn enqueue(
+        &self,
+        inner: &Inner,
+        lane: Lane,
+        target_uid: Option<u64>,
+        frame: Bytes,
+    ) -> Result<(), SendError> {
+        if let Some(uid) = target_uid {
+            self.check_incarnation(uid)?;
+        }
+        self.push(inner, lane, target_uid, false, frame)
+    }
+
+    /// Numbers a system message, keeps it for redelivery and queues it on the control lane.
+    pub(crate) fn send_system(
+        &self,
+        inner: &Arc<Inner>,
+        to: &UniqueAddress,
+        envelope: UserEnvelope,
+    ) -> Result<(), SendError> {
+        let max = inner.settings.control_frame_max;
+        let probe = system_frame(u64::MAX, envelope.clone());
+        if probe.encoded_len() > max {
+            return Err(SendError::FrameTooLarge {
+                lane: Lane::Control,
+                len: probe.encoded_len(),
+                max,
+            });
+        }
+        let seq_nr = {
+            let mut state = lock(&self.state);
+            self.check_incarnation_locked(&mut state, to.uid)?;
+            let settings = &inner.settings.redelivery;
+            state
+                .system
+                .entry(to.uid)
+                .or_insert_with(|| SystemMessageSender::new(settings.clone()))
+                .send(envelope.clone(), Instant::now())
+        };
+        let seq_nr = match seq_nr {
+            Ok(seq_nr) => seq_nr,
+            Err(error) => {
+                inner.quarantine(to, &error.to_string());
+                return Err(SendError::Quarantined(to.clone()));
+            }
+        };
+        let frame = encode_frame(&system_frame(seq_nr, envelope), max).unwrap_or_default();
+        // A full control queue loses only this copy: the redelivery buffer resends it.
+        let _ = self.push(inner, Lane::Control, Some(to.uid), false, frame);
+        Ok(())
+    }
+
+    /// Applies an acknowledgement from incarnation `peer_uid`.
+    pub(crate) fn on_ack(&self, peer_uid: u64, cumulative: u64) {
+        let mut state = lock(&self.state);
+        if let Some(sender) = state.system.get_mut(&peer_uid) {
+            sender.on_ack(cumulative, Instant::now());
+        }
+    }
+
+    /// Returns the system messages due for resending and the incarnations to give up on.
+    fn tick_redelivery(&self, now: Instant) -> SystemTick {
+        let mut state = lock(&self.state);
+        let mut resends = Vec::new();
+        let mut failures = Vec::new();
+        for (&uid, sender) in state.system.iter_mut() {
+            match sender.tick(now) {
+                Ok(due) => resends.extend(
+                    due.into_iter()
+                        .map(|(seq_nr, envelope)| (uid, seq_nr, envelope)),
+                ),
+                Err(error) => failures.push((uid, error)),
+            }
+        }
+        (resends, failures)
+    }
+
+    /// Returns the number of unacknowledged system messages.
+    pub(crate) fn unacked_system_messages(&self) -> usize {
+        lock(&self.state)
+            .system
+            .values()
+            .map(SystemMessageSender::unacked_len)
+            .sum()
+    }
+
+    /// Sends a quarantine notice to `peer` and drops everything kept for it.
+    pub(crate) fn quarantine(&self, inner: &Inner, peer: &UniqueAddress, reason: &str) {
+        let notice = ControlFrame {
+            message: Some(ControlMessage::Quarantine(QuarantineNotice {
+                quarantined: Some(UniqueAddressData::from(peer)),
+                reason: reason.to_owned(),
+            })),
+        };
+        if let Ok(frame) = encode_frame(&notice, inner.settings.control_frame_max) {
+            let _ = self.push(inner, Lane::Control, Some(peer.uid), true, frame);
+        }
+        let mut state = lock(&self.state);
+        if state.incarnation == Some(peer.uid) {
+            state.incarnation = None;
+            state.confirmed = false;
+        }
+        state.system.remove(&peer.uid);
+        drop(state);
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    fn check_incarnation(&self, uid: u64) -> Result<(), SendError> {
+        let mut state = lock(&self.state);
+        self.check_incarnation_locked(&mut state, uid)
+    }
+
+    fn check_incarnation_locked(&self, state: &mut State, uid: u64) -> Result<(), SendError> {
+        match state.incarnation {
+            None => {
+                state.incarnation = Some(uid);
+                Ok(())
+            }
+            Some(current) if state.replaced.contains(&uid) => Err(SendError::IncarnationGone {
+                peer: UniqueAddress::new(self.remote.clone(), uid),
+                current,
+            }),
+            // Another uid than the current one may be a newer incarnation that no handshake
+            // has reached yet: queue it, and the lane writer drops it if the peer disagrees.
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn push(
+        &self,
+        inner: &Inner,
+        lane: Lane,
+        target_uid: Option<u64>,
+        farewell: bool,
+        frame: Bytes,
+    ) -> Result<(), SendError> {
+        let outgoing = Outgoing {
+            target_uid,
+            farewell,
+            frame,
+        };
+        match self.queues[lane.index()].try_send(outgoing) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let dropped = inner.counters.dropped_queue_full[lane.index()]
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                self.warn_drop(lane, dropped);
+                Err(SendError::QueueFull {
+                    address: self.remote.clone(),
+                    lane,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::ShutDown),
+        }
+    }
+
+    fn warn_drop(&self, lane: Lane, dropped_total: u64) {
+        let now = Instant::now();
+        let mut last = lock(&self.last_drop_warn);
+        let due = last[lane.index()]
+            .is_none_or(|at| now.saturating_duration_since(at) >= DROP_WARN_INTERVAL);
+        if due {
+            last[lane.index()] = Some(now);
+            warn!(
+                peer = %self.remote,
+                lane = %lane,
+                dropped_total,
+                "outbound queue full, dropping messages"
+            );
+        } else {
+            debug!(peer = %self.remote, lane = %lane, "outbound queue full, message dropped");
+        }
+    }
+
+    /// Records the incarnation a handshake reached; returns false when it is quarantined.
+    fn confirm(&self, inner: &Inner, responder: &UniqueAddress) -> bool {
+        if inner.is_quarantined(responder) {
+            return false;
+        }
+        let mut state = lock(&self.state);
+        match state.incarnation {
+            Some(current) if current != responder.uid => {
+                state.incarnation = Some(responder.uid);
+                state.confirmed = true;
+                state.replaced.insert(current);
+                state.system.remove(&current);
+                drop(state);
+                self.generation.send_modify(|generation| *generation += 1);
+                inner.handler.on_event(TransportEvent::IncarnationChanged {
+                    address: self.remote.clone(),
+                    old: current,
+                    new: responder.uid,
+                });
+            }
+            _ => {
+                state.incarnation = Some(responder.uid);
+                state.confirmed = true;
+            }
+        }
+        true
+    }
+
+    fn expected_incarnation(&self) -> Option<UniqueAddress> {
+        lock(&self.state)
+            .incarnation
+            .map(|uid| UniqueAddress::new(self.remote.clone(), uid))
+    }
+}
+
+struct LaneWriter {
+    inner: Arc<Inner>,
+    association: Arc<Association>,
+    lane: Lane,
+    queue: mpsc::Receiver<Outgoing>,
+    pending: VecDeque<Outgoing>,
+    generation: watch::Receiver<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LaneError {
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("i/o failed: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Handshake(#[from] OutboundHandshakeError),
+    #[error("peer incarnation {0} is quarantined")]
+    Quarantined(UniqueAddress),
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("peer wrote {0} unexpected bytes")]
+    UnexpectedData(usize),
+}
+
+enum Exit {
+    Shutdown,
+    Reconnect,
+}
+
+impl LaneWriter {
+    async fn run(mut self) {
+        let inner = self.inner.clone();
+        let settings = &inner.settings;
+        let mut backoff = settings.reconnect_backoff_min;
+        let mut failures = 0u32;
+        loop {
+            // Step 1: connect lazily, when a message is waiting.
+            if self.pending.is_empty() {
+                tokio::select! {
+                    _ = self.inner.shutdown.cancelled() => return,
+                    item = self.queue.recv() => match item {
+                        Some(item) => self.pending.push_back(item),
+                        None => return,
+                    },
+                }
+            }
+            self.generation.mark_unchanged();
+
+            // Step 2: connect and handshake; on failure wait and retry.
+            let result = tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                result = self.connect() => result,
+            };
+            let (connection, peer) = match result {
+                Ok(connected) => connected,
+                Err(error) => {
+                    let retry_now = self.handle_connect_error(&error, failures);
+                    failures += 1;
+                    if !retry_now {
+                        tokio::select! {
+                            _ = self.inner.shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(settings.reconnect_backoff_max);
+                    }
+                    continue;
+                }
+            };
+            debug!(peer = %peer, lane = %self.lane, "outbound lane connected");
+            backoff = settings.reconnect_backoff_min;
+            failures = 0;
+
+            // Step 3: write batches until the connection fails or must be replaced.
+            match self.write_loop(connection, &peer).await {
+                Ok(Exit::Shutdown) => return,
+                Ok(Exit::Reconnect) => {}
+                Err(error) => {
+                    warn!(peer = %peer, lane = %self.lane, %error, "outbound lane connection lost, reconnecting");
+                    tokio::select! {
+                        _ = self.inner.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(settings.reconnect_backoff_min) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs a failed connect and adjusts the association; returns true to retry at once.
+    fn handle_connect_error(&mut self, error: &LaneError, failures: u32) -> bool {
+        let remote = &self.association.remote;
+        match error {
+            LaneError::Handshake(OutboundHandshakeError::Rejected {
+                reason: RejectReason::WrongIncarnation,
+                responder: Some(responder),
+                ..
+            }) if responder.address.system() == remote.system() => {
+                warn!(peer = %remote, lane = %self.lane, new_uid = responder.uid, "peer restarted as a new incarnation");
+                self.association.confirm(&self.inner, responder);
+                failures < 3
+            }
+            LaneError::Quarantined(peer)
+            | LaneError::Handshake(OutboundHandshakeError::Rejected {
+                reason: RejectReason::Quarantined,
+                responder: Some(peer),
+                ..
+            }) => {
+                let dropped = self.pending.len() as u64;
+                self.pending.clear();
+                self.inner
+                    .counters
+                    .dropped_stale
+                    .fetch_add(dropped, Ordering::Relaxed);
+                warn!(peer = %peer, lane = %self.lane, %error, dropped, "dropping messages to quarantined incarnation");
+                false
+            }
+            _ if failures == 0 => {
+                warn!(peer = %remote, lane = %self.lane, %error, "outbound lane failed to connect, retrying with backoff");
+                false
+            }
+            _ => {
+                debug!(peer = %remote, lane = %self.lane, %error, failures, "outbound lane failed to connect again");
+                false
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<(BoxedConnection, UniqueAddress), LaneError> {
+        let settings = &self.inner.settings;
+        let remote = &self.association.remote;
+        let expected = self.association.expected_incarnation();
+
+        let tcp = tokio::time::timeout(
+            settings.connect_timeout,
+            TcpStream::connect((remote.host(), remote.port())),
+        )
+        .await
+        .map_err(|_| LaneError::Timeout(settings.connect_timeout))?
+        .map_err(LaneError::Connect)?;
+        tcp.set_nodelay(true)?;
+
+        let handshake = async {
+            let mut connection: BoxedConnection = match &self.inner.tls {
+                Some((_, connector)) => {
+                    let name = ServerName::try_from(remote.host().to_owned())
+                        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+                    Box::new(connector.connect(name, tcp).await?)
+                }
+                None => Box::new(tcp),
+            };
+            let request = build_request(
+                &self.inner.local,
+                expected.as_ref(),
+                self.lane,
+                settings.secret.as_ref(),
+            );
+            let mut opening = encode_preamble(self.lane).to_vec();
+            opening.extend_from_slice(
+                &encode_frame(&request, MAX_HANDSHAKE_FRAME_LEN)
+                    .map_err(|error| io::Error::other(error.to_string()))?,
+            );
+            connection.write_all(&opening).await?;
+            connection.flush().await?;
+            let response = read_response(&mut connection).await?;
+            Ok::<_, LaneError>((connection, response))
+        };
+        let (connection, response) = tokio::time::timeout(settings.handshake_timeout, handshake)
+            .await
+            .map_err(|_| LaneError::Timeout(settings.handshake_timeout))??;
+        let responder = check_response(&response, remote, expected.as_ref().map(|e| e.uid))?;
+        if !self.association.confirm(&self.inner, &responder) {
+            return Err(LaneError::Quarantined(responder));
+        }
+        if responder.address != *remote {
+            // Dialed through another name or a proxy: acknowledgements from the peer name
+            // its own address, so they must find this association under it too.
+            self.inner.alias(&responder.address, &self.association);
+        }
+        Ok((connection, responder))
+    }
+
+    async fn write_loop(
+        &mut self,
+        connection: BoxedConnection,
+        peer: &UniqueAddress,
+    ) -> Result<Exit, LaneError> {
+        let (mut reader, mut writer) = tokio::io::split(connection);
+        let mut scratch = [0u8; 64];
+        let mut buffer = BytesMut::new();
+        let mut closing = false;
+        loop {
+            let frames = self.gather(&mut buffer, peer);
+            if frames > 0 {
+                tokio::select! {
+                    _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
+                    _ = self.generation.changed(), if !closing => return Ok(Exit::Reconnect),
+                    result = write_batch(&mut writer, &buffer) => result?,
+                }
+                let lane = self.lane.index();
+                let counters = &self.inner.counters;
+                counters.frames_sent[lane].fetch_add(frames, Ordering::Relaxed);
+                counters.batches_sent[lane].fetch_add(1, Ordering::Relaxed);
+                trace!(peer = %peer, lane = %self.lane, frames, bytes = buffer.len(), "wrote batch");
+                continue;
+            }
+            if closing {
+                return Ok(Exit::Reconnect);
+            }
+            // Biased, so a connection the peer closed is noticed before a new batch is
+            // written into it and lost.
+            tokio::select! {
+                biased;
+                _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
+                read = reader.read(&mut scratch) => {
+                    return Err(match read? {
+                        0 => LaneError::Closed,
+                        n => LaneError::UnexpectedData(n),
+                    });
+                }
+                // Write what is queued (a quarantine notice among it), then reconnect.
+                _ = self.generation.changed() => closing = true,
+                item = self.queue.recv() => match item {
+                    Some(item) => self.pending.push_back(item),
+                    None => return Ok(Exit::Shutdown),
+                },
+            }
+        }
+    }
+
+    /// Moves queued frames into `buffer` up to the batch size; returns how many.
+    fn gather(&mut self, buffer: &mut BytesMut, peer: &UniqueAddress) -> u64 {
+        buffer.clear();
+        let quarantined = self.inner.is_quarantined(peer);
+        let mut frames = 0;
+        let mut stale = 0;
+        while buffer.len() < self.inner.settings.write_batch_max {
+            let item = match self.pending.pop_front() {
+                Some(item) => item,
+                None => match self.queue.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                },
+            };
+            let wrong_target = item.target_uid.is_some_and(|uid| uid != peer.uid);
+            if wrong_target || (quarantined && !item.farewell) {
+                stale += 1;
+                continue;
+            }
+            buffer.extend_from_slice(&item.frame);
+            frames += 1;
+        }
+        if stale > 0 {
+            self.inner
+                .counters
+                .dropped_stale
+                .fetch_add(stale, Ordering::Relaxed);
+            debug!(peer = %peer, lane = %self.lane, stale, "dropped messages for another incarnation");
+        }
+        frames
+    }
+}
+
+async fn write_batch(
+    writer: &mut tokio::io::WriteHalf<BoxedConnection>,
+    buffer: &[u8],
+) -> io::Result<()> {
+    writer.write_all(buffer).await?;
+    writer.flush().await
+}
+
+async fn read_response(connection: &mut BoxedConnection) -> Result<HandshakeResponse, LaneError> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    connection.read_exact(&mut header).await?;
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_HANDSHAKE_FRAME_LEN {
+        return Err(OutboundHandshakeError::InvalidResponse(format!(
+            "response frame of {len} bytes exceeds {MAX_HANDSHAKE_FRAME_LEN} bytes"
+        ))
+        .into());
+    }
+    let mut body = vec![0u8; len];
+    connection.read_exact(&mut body).await?;
+    HandshakeResponse::decode(body.as_slice())
+        .map_err(|error| OutboundHandshakeError::InvalidResponse(error.to_string()).into())
+}
+
+async fn run_resend_ticker(inner: Arc<Inner>, association: Arc<Association>) {
+    let mut interval = tokio::time::interval(inner.settings.redelivery.resend_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let (resends, failures) = association.tick_redelivery(Instant::now());
+        let max = inner.settings.control_frame_max;
+        for (uid, seq_nr, envelope) in resends {
+            if let Ok(frame) = encode_frame(&system_frame(seq_nr, envelope), max) {
+                // A full queue skips this resend; the next tick tries again.
+                let _ = association.queues[Lane::Control.index()].try_send(Outgoing {
+                    target_uid: Some(uid),
+                    farewell: false,
+                    frame,
+                });
+            }
+        }
+        for (uid, error) in failures {
+            let peer = UniqueAddress::new(association.remote.clone(), uid);
+            inner.quarantine(&peer, &error.to_string());
+        }
+    }
+}
+
+type SystemTick = (Vec<(u64, u64, UserEnvelope)>, Vec<(u64, RedeliveryError)>);
+
+fn system_frame(seq_nr: u64, envelope: UserEnvelope) -> ControlFrame {
+    ControlFrame {
+        message: Some(ControlMessage::System(SystemEnvelope {
+            seq_nr,
+            envelope: Some(envelope),
+        })),
+    }
+}

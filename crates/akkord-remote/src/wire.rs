@@ -1,0 +1,277 @@
+//! Protocol messages exchanged between nodes, encoded as protobuf with `prost` derive.
+//!
+//! The encoding is schema-evolvable: a decoder skips fields it does not know, so a node can
+//! read messages from a newer version that added fields. Field tags are part of the wire
+//! format and never change meaning; a removed field leaves its tag unused.
+//!
+//! Which message a frame carries depends on the lane and the connection state:
+//!
+//! | lane | first frame (client → server) | reply (server → client) | later frames (client → server) |
+//! |---|---|---|---|
+//! | any | [`HandshakeRequest`] | [`HandshakeResponse`] | |
+//! | control | | | [`ControlFrame`] |
+//! | ordinary, large | | | [`UserEnvelope`] |
+
+use akkord_actor::address::{Address, AddressError, UniqueAddress};
+use bytes::Bytes;
+
+/// One incarnation of a node on the wire: address parts and the 64-bit uid.
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+pub struct UniqueAddressData {
+    /// Actor system name.
+    #[prost(string, tag = "1")]
+    pub system: String,
+    /// Host name or IP address, without brackets for IPv6.
+    #[prost(string, tag = "2")]
+    pub host: String,
+    /// TCP port; values above 65535 are invalid.
+    #[prost(uint32, tag = "3")]
+    pub port: u32,
+    /// Random incarnation uid chosen when the node started.
+    #[prost(fixed64, tag = "4")]
+    pub uid: u64,
+}
+
+/// Reference to an actor on some node: the node incarnation, the actor id and a path for humans.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ActorRefData {
+    /// Node incarnation that hosts the actor.
+    #[prost(message, optional, tag = "1")]
+    pub node: Option<UniqueAddressData>,
+    /// Actor id, unique within the node incarnation.
+    #[prost(uint64, tag = "2")]
+    pub id: u64,
+    /// Human-readable path, such as `/user/orders`; not used for routing.
+    #[prost(string, tag = "3")]
+    pub path: String,
+}
+
+/// First frame of every connection: who is calling whom.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct HandshakeRequest {
+    /// Protocol version of the caller, [`crate::handshake::PROTOCOL_VERSION`].
+    #[prost(uint32, tag = "1")]
+    pub protocol_version: u32,
+    /// Actor system name of the caller; the receiver rejects a different one.
+    #[prost(string, tag = "2")]
+    pub system_name: String,
+    /// Caller incarnation, with the address the caller listens on.
+    #[prost(message, optional, tag = "3")]
+    pub from: Option<UniqueAddressData>,
+    /// Receiver incarnation the caller expects, or none on first contact with an address.
+    #[prost(message, optional, tag = "4")]
+    pub to: Option<UniqueAddressData>,
+    /// HMAC-SHA256 of the handshake fields under the shared cluster secret, when one is set.
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub secret_proof: Option<Vec<u8>>,
+}
+
+/// Reply to a [`HandshakeRequest`]: accepted, or rejected with a reason.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct HandshakeResponse {
+    /// True when the receiver accepted the connection.
+    #[prost(bool, tag = "1")]
+    pub accepted: bool,
+    /// Receiver incarnation, sent with both outcomes so a caller learns about a restart.
+    #[prost(message, optional, tag = "2")]
+    pub from: Option<UniqueAddressData>,
+    /// Reason of a rejection, a [`RejectReason`] value.
+    #[prost(enumeration = "RejectReason", tag = "3")]
+    pub reason: i32,
+    /// Human-readable detail of a rejection; never contains a secret.
+    #[prost(string, tag = "4")]
+    pub message: String,
+}
+
+/// Reason for rejecting a handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum RejectReason {
+    /// No reason given, or a reason this version does not know.
+    Unspecified = 0,
+    /// The caller speaks a protocol version the receiver does not support.
+    ProtocolVersion = 1,
+    /// The caller belongs to a different actor system.
+    SystemName = 2,
+    /// The shared-secret proof is missing or wrong.
+    Secret = 3,
+    /// The caller addressed another incarnation of the receiver's address.
+    WrongIncarnation = 4,
+    /// The receiver quarantined the caller's incarnation.
+    Quarantined = 5,
+    /// The request is missing a required field or has an invalid one.
+    InvalidRequest = 6,
+}
+
+/// A user message: recipient actor id, optional sender, manifest and serialized payload.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct UserEnvelope {
+    /// Id of the recipient actor on the receiving node incarnation.
+    #[prost(uint64, tag = "1")]
+    pub recipient: u64,
+    /// Sender of the message, for replies, when there is one.
+    #[prost(message, optional, tag = "2")]
+    pub sender: Option<ActorRefData>,
+    /// Stable name of the message type, used to pick the deserializer.
+    #[prost(string, tag = "3")]
+    pub manifest: String,
+    /// Serialized message.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub payload: Bytes,
+}
+
+/// A system message (watch, unwatch, terminated and the like) with its sequence number.
+///
+/// Sequence numbers start at 1 for each pair of sender and receiver incarnations.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct SystemEnvelope {
+    /// Sequence number assigned by the sender, starting at 1.
+    #[prost(uint64, tag = "1")]
+    pub seq_nr: u64,
+    /// The message itself.
+    #[prost(message, optional, tag = "2")]
+    pub envelope: Option<UserEnvelope>,
+}
+
+/// Acknowledgement of system messages.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Ack {
+    /// Every sequence number up to and including this one was delivered.
+    #[prost(uint64, tag = "1")]
+    pub cumulative: u64,
+    /// Uid of the incarnation that sent the acknowledged messages; a stale ack is ignored.
+    #[prost(fixed64, tag = "2")]
+    pub to_uid: u64,
+}
+
+/// Heartbeat request of remote death watch.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct HeartbeatRequest {
+    /// Number chosen by the requester, echoed in the response.
+    #[prost(uint64, tag = "1")]
+    pub nonce: u64,
+}
+
+/// Heartbeat response of remote death watch.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct HeartbeatResponse {
+    /// Nonce of the request this response belongs to.
+    #[prost(uint64, tag = "1")]
+    pub nonce: u64,
+    /// Uid of the responding incarnation.
+    #[prost(fixed64, tag = "2")]
+    pub uid: u64,
+}
+
+/// Notice that the sender quarantined the receiver's incarnation and will not talk to it again.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct QuarantineNotice {
+    /// The quarantined incarnation.
+    #[prost(message, optional, tag = "1")]
+    pub quarantined: Option<UniqueAddressData>,
+    /// Human-readable reason.
+    #[prost(string, tag = "2")]
+    pub reason: String,
+}
+
+/// Frame of the control lane after the handshake.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ControlFrame {
+    /// The message; `None` when a newer peer sent a kind this version does not know.
+    #[prost(oneof = "ControlMessage", tags = "1, 2, 3, 4, 5, 6")]
+    pub message: Option<ControlMessage>,
+}
+
+/// Messages of the control lane.
+#[derive(Clone, PartialEq, Eq, prost::Oneof)]
+pub enum ControlMessage {
+    /// A system message with its sequence number.
+    #[prost(message, tag = "1")]
+    System(SystemEnvelope),
+    /// Acknowledgement of system messages.
+    #[prost(message, tag = "2")]
+    Ack(Ack),
+    /// Heartbeat request.
+    #[prost(message, tag = "3")]
+    Heartbeat(HeartbeatRequest),
+    /// Heartbeat response.
+    #[prost(message, tag = "4")]
+    HeartbeatResponse(HeartbeatResponse),
+    /// Quarantine notice.
+    #[prost(message, tag = "5")]
+    Quarantine(QuarantineNotice),
+    /// A user message sent on the control lane.
+    #[prost(message, tag = "6")]
+    User(UserEnvelope),
+}
+
+impl From<&UniqueAddress> for UniqueAddressData {
+    fn from(node: &UniqueAddress) -> Self {
+        Self {
+            system: node.address.system().to_owned(),
+            host: node.address.host().to_owned(),
+            port: u32::from(node.address.port()),
+            uid: node.uid,
+        }
+    }
+}
+
+impl TryFrom<&UniqueAddressData> for UniqueAddress {
+    type Error = AddressError;
+
+    fn try_from(data: &UniqueAddressData) -> Result<Self, Self::Error> {
+        let port = u16::try_from(data.port)
+            .map_err(|_| AddressError::InvalidPort(data.port.to_string()))?;
+        let address = Address::new(data.system.clone(), data.host.clone(), port)?;
+        Ok(UniqueAddress::new(address, data.uid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn unique_address_converts_both_ways() {
+        let node = UniqueAddress::new(Address::new("sys", "::1", 2552).unwrap(), 7);
+        let data = UniqueAddressData::from(&node);
+        assert_eq!(UniqueAddress::try_from(&data).unwrap(), node);
+    }
+
+    #[test]
+    fn unique_address_rejects_large_port() {
+        let data = UniqueAddressData {
+            system: "sys".into(),
+            host: "h".into(),
+            port: 70_000,
+            uid: 1,
+        };
+        assert!(matches!(
+            UniqueAddress::try_from(&data),
+            Err(AddressError::InvalidPort(_))
+        ));
+    }
+
+    #[test]
+    fn decoder_skips_unknown_fields() {
+        let mut bytes = Ack {
+            cumulative: 9,
+            to_uid: 3,
+        }
+        .encode_to_vec();
+        // Field 15, varint 1: a field a newer version might add.
+        bytes.extend_from_slice(&[15 << 3, 1]);
+        let decoded = Ack::decode(bytes.as_slice()).unwrap();
+        assert_eq!(decoded.cumulative, 9);
+        assert_eq!(decoded.to_uid, 3);
+    }
+
+    #[test]
+    fn unknown_control_kind_decodes_to_none() {
+        // Field 15 (length-delimited, empty): a control message kind from a newer version.
+        let decoded = ControlFrame::decode([15 << 3 | 2, 0].as_slice()).unwrap();
+        assert_eq!(decoded.message, None);
+    }
+}

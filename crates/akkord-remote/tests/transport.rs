@@ -1,0 +1,450 @@
+//! Transport tests on loopback: lanes, batching, system messages, quarantine, restarts and
+//! timeouts.
+
+mod common;
+
+use std::time::Duration;
+
+use akkord_actor::address::UniqueAddress;
+use akkord_remote::frame::encode_preamble;
+use akkord_remote::transport::{Destination, SendError, TransportEvent};
+use akkord_remote::Lane;
+use common::{envelope, logs, settings, wait_until, warn_lines_with, Node};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn nodes_exchange_messages_both_ways() {
+    let mut a = Node::start(settings()).await;
+    let mut b = Node::start(settings()).await;
+    let to_b = Destination::Address(b.address().address);
+    a.transport
+        .send(&to_b, Lane::Ordinary, &envelope(7, "greeting", b"hi"))
+        .unwrap();
+    let received = b.next().await;
+    assert_eq!(received.from, a.address());
+    assert_eq!(received.lane, Lane::Ordinary);
+    assert_eq!(received.envelope.recipient, 7);
+    assert_eq!(&received.envelope.payload[..], b"hi");
+
+    let to_a = Destination::Node(a.address());
+    b.transport
+        .send(&to_a, Lane::Control, &envelope(8, "reply", b"ho"))
+        .unwrap();
+    let received = a.next().await;
+    assert_eq!(received.from, b.address());
+    assert_eq!(received.lane, Lane::Control);
+    assert!(!received.system);
+    assert_eq!(received.envelope.manifest, "reply");
+}
+
+#[tokio::test]
+async fn small_messages_share_writes_in_order() {
+    let a = Node::start(settings()).await;
+    let mut b = Node::start(settings()).await;
+    let to_b = Destination::Node(b.address());
+    let count = 2000u64;
+    for i in 0..count {
+        a.transport
+            .send(&to_b, Lane::Ordinary, &envelope(i, "n", &i.to_be_bytes()))
+            .unwrap();
+    }
+    for i in 0..count {
+        assert_eq!(b.next().await.envelope.recipient, i);
+    }
+    let stats = a.transport.stats();
+    let lane = Lane::Ordinary.index();
+    assert_eq!(stats.frames_sent[lane], count);
+    assert!(
+        stats.batches_sent[lane] < count / 4,
+        "{} writes for {count} frames",
+        stats.batches_sent[lane]
+    );
+}
+
+#[tokio::test]
+async fn large_lane_carries_big_messages() {
+    let a = Node::start(settings()).await;
+    let mut b = Node::start(settings()).await;
+    let to_b = Destination::Node(b.address());
+    let big = vec![7u8; 1024 * 1024];
+    let error = a
+        .transport
+        .send(&to_b, Lane::Ordinary, &envelope(1, "blob", &big))
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        SendError::FrameTooLarge {
+            lane: Lane::Ordinary,
+            ..
+        }
+    ));
+    a.transport
+        .send(&to_b, Lane::Large, &envelope(1, "blob", &big))
+        .unwrap();
+    let received = b.next().await;
+    assert_eq!(received.lane, Lane::Large);
+    assert_eq!(received.envelope.payload.len(), big.len());
+}
+
+#[tokio::test]
+async fn system_messages_arrive_once_in_order() {
+    let a = Node::start(settings()).await;
+    let mut b = Node::start(settings()).await;
+    for i in 0..300 {
+        a.transport
+            .send_system(&b.address(), envelope(i, "watch", b""))
+            .unwrap();
+    }
+    for i in 0..300 {
+        let received = b.next().await;
+        assert!(received.system);
+        assert_eq!(received.envelope.recipient, i);
+    }
+    assert!(b.stays_empty(Duration::from_millis(1500)).await);
+}
+
+#[tokio::test]
+async fn heartbeat_gets_response() {
+    let a = Node::start(settings()).await;
+    let b = Node::start(settings()).await;
+    a.transport
+        .send_heartbeat(&Destination::Node(b.address()), 42)
+        .unwrap();
+    let collector = a.collector.clone();
+    wait_until("heartbeat response arrives", || {
+        !collector.heartbeats.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(collector.heartbeats.lock().unwrap()[0], (b.address(), 42));
+}
+
+#[tokio::test]
+async fn quarantine_stops_traffic_until_restart() {
+    logs();
+    let mut a = Node::start(settings()).await;
+    let b = Node::start(settings()).await;
+    let b_address = b.address();
+    b.transport
+        .send(
+            &Destination::Node(a.address()),
+            Lane::Ordinary,
+            &envelope(1, "m", b""),
+        )
+        .unwrap();
+    a.next().await;
+
+    a.transport.quarantine(&b_address, "test decided so");
+    assert!(a.transport.is_quarantined(&b_address));
+    assert_eq!(
+        a.transport.send(
+            &Destination::Node(b_address.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b"")
+        ),
+        Err(SendError::Quarantined(b_address.clone()))
+    );
+    let events = a.collector.events.lock().unwrap().clone();
+    assert!(events.contains(&TransportEvent::Quarantined {
+        peer: b_address.clone(),
+        reason: "test decided so".into()
+    }));
+
+    // The quarantined incarnation's messages no longer arrive. The first ones may be written
+    // to the connection that A is closing; later ones need a new handshake, which A rejects.
+    let port = b_address.address.port().to_string();
+    let to_a = Destination::Node(a.address());
+    wait_until("rejection is logged", || {
+        let _ = b
+            .transport
+            .send(&to_a, Lane::Ordinary, &envelope(2, "m", b""));
+        !warn_lines_with(&["rejected inbound handshake", "is quarantined", &port]).is_empty()
+    })
+    .await;
+    assert!(a.stays_empty(Duration::from_millis(300)).await);
+
+    // A new incarnation at the same address is accepted.
+    b.transport.shutdown().await;
+    drop(b);
+    let mut restarted = settings();
+    restarted.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    let b2 = Node::start(restarted).await;
+    assert_ne!(b2.address().uid, b_address.uid);
+    b2.transport
+        .send(
+            &Destination::Node(a.address()),
+            Lane::Ordinary,
+            &envelope(3, "m", b""),
+        )
+        .unwrap();
+    let received = a.next().await;
+    assert_eq!(received.from, b2.address());
+    assert_eq!(received.envelope.recipient, 3);
+}
+
+#[tokio::test]
+async fn restart_replaces_incarnation() {
+    let a = Node::start(settings()).await;
+    let b = Node::start(settings()).await;
+    let old = b.address();
+    let port = old.address.port();
+    b.transport.shutdown().await;
+    drop(b);
+    let mut restarted = settings();
+    restarted.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut b2 = Node::start(restarted).await;
+
+    // A message for the old incarnation reveals the new one and is dropped.
+    a.transport
+        .send(
+            &Destination::Node(old.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b""),
+        )
+        .unwrap();
+    let collector = a.collector.clone();
+    let new_uid = b2.address().uid;
+    wait_until("incarnation change is reported", || {
+        collector
+            .events
+            .lock()
+            .unwrap()
+            .contains(&TransportEvent::IncarnationChanged {
+                address: old.address.clone(),
+                old: old.uid,
+                new: new_uid,
+            })
+    })
+    .await;
+    wait_until("stale message is dropped", || {
+        a.transport.stats().dropped_stale >= 1
+    })
+    .await;
+    assert_eq!(
+        a.transport.send(
+            &Destination::Node(old.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b"")
+        ),
+        Err(SendError::IncarnationGone {
+            peer: old.clone(),
+            current: new_uid
+        })
+    );
+
+    // Messages by address reach the new incarnation.
+    a.transport
+        .send(
+            &Destination::Address(old.address.clone()),
+            Lane::Ordinary,
+            &envelope(2, "m", b""),
+        )
+        .unwrap();
+    let received = b2.next().await;
+    assert_eq!(received.envelope.recipient, 2);
+    assert_eq!(received.from, a.address());
+}
+
+#[tokio::test]
+async fn silent_peer_is_closed_after_handshake_timeout() {
+    logs();
+    let mut node_settings = settings();
+    node_settings.handshake_timeout = Duration::from_millis(300);
+    let node = Node::start(node_settings).await;
+    let port = node.address().address.port();
+
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let local = silent.local_addr().unwrap().to_string();
+    let mut half = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let half_local = half.local_addr().unwrap().to_string();
+    // A preamble alone is not a handshake either.
+    tokio::io::AsyncWriteExt::write_all(&mut half, &encode_preamble(Lane::Control))
+        .await
+        .unwrap();
+
+    for stream in [&mut silent, &mut half] {
+        let mut buffer = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("connection still open after the handshake timeout");
+        assert!(matches!(read, Ok(0) | Err(_)));
+    }
+    for peer in [local, half_local] {
+        let lines = warn_lines_with(&["handshake timed out", &peer]);
+        assert_eq!(lines.len(), 1, "log lines for {peer}: {lines:?}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_peer_drops_on_full_queue() {
+    logs();
+    let mut node_settings = settings();
+    node_settings.ordinary_queue_size = 16;
+    let a = Node::start(node_settings).await;
+    // Bind and drop a listener, so the port refuses connections.
+    let closed_port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let ghost: UniqueAddress = UniqueAddress::new(
+        format!("akkord://test@127.0.0.1:{closed_port}")
+            .parse()
+            .unwrap(),
+        1,
+    );
+    let to = Destination::Node(ghost.clone());
+    let mut full = 0;
+    for i in 0..100 {
+        if let Err(SendError::QueueFull { .. }) =
+            a.transport
+                .send(&to, Lane::Ordinary, &envelope(i, "m", b""))
+        {
+            full += 1;
+        }
+    }
+    assert!(full >= 100 - 17, "only {full} sends reported a full queue");
+    assert_eq!(
+        a.transport.stats().dropped_queue_full[Lane::Ordinary.index()],
+        full
+    );
+    let lines = warn_lines_with(&["outbound queue full", &format!(":{closed_port}")]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+#[tokio::test]
+async fn new_incarnation_reached_by_uid() {
+    let a = Node::start(settings()).await;
+    let mut b = Node::start(settings()).await;
+    let old = b.address();
+    a.transport
+        .send(
+            &Destination::Node(old.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b""),
+        )
+        .unwrap();
+    b.next().await;
+
+    b.transport.shutdown().await;
+    drop(b);
+    let mut restarted = settings();
+    restarted.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+    let mut b2 = Node::start(restarted).await;
+
+    // The caller learned the new uid elsewhere (for example from cluster gossip) before the
+    // transport did. Messages to it must be queued, not refused for the old incarnation.
+    a.transport
+        .send_system(&b2.address(), envelope(3, "watch", b""))
+        .unwrap();
+    // An ordinary message can be lost when it races with the old connection's close, so
+    // send until one arrives.
+    let to_new = Destination::Node(b2.address());
+    let mut system_received = 0;
+    let mut ordinary_received = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ordinary_received == 0 || system_received == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new incarnation not reached"
+        );
+        a.transport
+            .send(&to_new, Lane::Ordinary, &envelope(2, "m", b""))
+            .unwrap();
+        let Ok(Some(received)) =
+            tokio::time::timeout(Duration::from_millis(200), b2.inbox.recv()).await
+        else {
+            continue;
+        };
+        if received.system {
+            assert_eq!(received.envelope.recipient, 3);
+            system_received += 1;
+        } else {
+            assert_eq!(received.envelope.recipient, 2);
+            ordinary_received += 1;
+        }
+    }
+    assert_eq!(system_received, 1);
+    while let Ok(Some(received)) =
+        tokio::time::timeout(Duration::from_millis(300), b2.inbox.recv()).await
+    {
+        assert!(!received.system, "system message delivered twice");
+    }
+    assert!(matches!(
+        a.transport.send(
+            &Destination::Node(old),
+            Lane::Ordinary,
+            &envelope(4, "m", b"")
+        ),
+        Err(SendError::IncarnationGone { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unacked_system_overflow_quarantines() {
+    use akkord_remote::frame::encode_frame;
+    use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};
+    use tokio::io::AsyncWriteExt;
+
+    // A peer that accepts the handshake and then never acknowledges anything.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent: UniqueAddress = UniqueAddress::new(
+        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
+        99,
+    );
+    let acceptor = HandshakeAcceptor::new(silent.clone(), None);
+    let response = encode_frame(&acceptor.response(Ok(())), MAX_HANDSHAKE_FRAME_LEN).unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut opening = vec![0u8; 1024];
+        let _ = stream.read(&mut opening).await.unwrap();
+        stream.write_all(&response).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink).await;
+    });
+
+    let mut node_settings = settings();
+    node_settings.redelivery.buffer_size = 5;
+    let a = Node::start(node_settings).await;
+    for i in 0..5 {
+        a.transport
+            .send_system(&silent, envelope(i, "watch", b""))
+            .unwrap();
+    }
+    assert_eq!(
+        a.transport.send_system(&silent, envelope(5, "watch", b"")),
+        Err(SendError::Quarantined(silent.clone()))
+    );
+    assert!(a.transport.is_quarantined(&silent));
+    let events = a.collector.events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            TransportEvent::Quarantined { peer, reason } if *peer == silent && reason.contains("buffer full")
+        )),
+        "{events:?}"
+    );
+    peer.abort();
+}
+
+#[tokio::test]
+async fn ipv6_loopback_works() {
+    let ipv6 = || {
+        let mut node_settings = settings();
+        node_settings.bind = "[::1]:0".parse().unwrap();
+        node_settings
+    };
+    let a = Node::start(ipv6()).await;
+    let mut b = Node::start(ipv6()).await;
+    assert_eq!(b.address().address.host(), "::1");
+    a.transport
+        .send(
+            &Destination::Node(b.address()),
+            Lane::Ordinary,
+            &envelope(6, "m", b"v6"),
+        )
+        .unwrap();
+    let received = b.next().await;
+    assert_eq!(received.from, a.address());
+    assert_eq!(&received.envelope.payload[..], b"v6");
+}
