@@ -130,10 +130,26 @@ pub trait Actor: Send + Sized + 'static {
 /// The factory runs at start and again at each restart, so a restart begins from fresh
 /// state. `Props` is cheap to clone, which pool routers use to start many routees.
 pub struct Props<A: Actor> {
+    inner: Arc<PropsInner<A>>,
+}
+
+/// The shared part of [`Props`]; every actor started from the same props points at one copy.
+pub(crate) struct PropsInner<A: Actor> {
     pub(crate) factory: Arc<dyn Fn() -> A + Send + Sync>,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) mailbox: MailboxConfig,
     pub(crate) stash_capacity: usize,
+}
+
+impl<A: Actor> Clone for PropsInner<A> {
+    fn clone(&self) -> Self {
+        Self {
+            factory: Arc::clone(&self.factory),
+            supervisor: self.supervisor.clone(),
+            mailbox: self.mailbox.clone(),
+            stash_capacity: self.stash_capacity,
+        }
+    }
 }
 
 /// Default number of messages an actor may stash.
@@ -146,28 +162,34 @@ impl<A: Actor> Props<A> {
     /// [`DEFAULT_STASH_CAPACITY`] messages.
     pub fn new(factory: impl Fn() -> A + Send + Sync + 'static) -> Self {
         Self {
-            factory: Arc::new(factory),
-            supervisor: SupervisorStrategy::Stop,
-            mailbox: MailboxConfig::Unbounded,
-            stash_capacity: DEFAULT_STASH_CAPACITY,
+            inner: Arc::new(PropsInner {
+                factory: Arc::new(factory),
+                supervisor: SupervisorStrategy::Stop,
+                mailbox: MailboxConfig::Unbounded,
+                stash_capacity: DEFAULT_STASH_CAPACITY,
+            }),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &PropsInner<A> {
+        &self.inner
     }
 
     /// Sets what happens when the actor fails.
     pub fn with_supervisor(mut self, strategy: SupervisorStrategy) -> Self {
-        self.supervisor = strategy;
+        Arc::make_mut(&mut self.inner).supervisor = strategy;
         self
     }
 
     /// Sets the mailbox.
     pub fn with_mailbox(mut self, mailbox: MailboxConfig) -> Self {
-        self.mailbox = mailbox;
+        Arc::make_mut(&mut self.inner).mailbox = mailbox;
         self
     }
 
     /// Sets how many messages [`Context::stash`] may hold; stashing more is an error.
     pub fn with_stash_capacity(mut self, capacity: usize) -> Self {
-        self.stash_capacity = capacity;
+        Arc::make_mut(&mut self.inner).stash_capacity = capacity;
         self
     }
 }
@@ -175,10 +197,7 @@ impl<A: Actor> Props<A> {
 impl<A: Actor> Clone for Props<A> {
     fn clone(&self) -> Self {
         Self {
-            factory: Arc::clone(&self.factory),
-            supervisor: self.supervisor.clone(),
-            mailbox: self.mailbox.clone(),
-            stash_capacity: self.stash_capacity,
+            inner: Arc::clone(&self.inner),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! run the `stopped` hook, then notify watchers and the parent. Messages still queued go to
 //! dead letters.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -35,7 +35,8 @@ use crate::system::SystemShared;
 
 pub(crate) struct ActorCell<A: Actor> {
     id: ActorId,
-    name: Box<str>,
+    /// `None` for an anonymous actor, whose name is derived from its id.
+    name: Option<Box<str>>,
     parent: Option<Arc<dyn Target>>,
     pub(crate) system: Arc<SystemShared>,
     bounded: Option<Box<Bounded>>,
@@ -54,11 +55,42 @@ struct Inner<A: Actor> {
     scheduled: bool,
     status: Status,
     watchers: Vec<WatcherEntry>,
-    children: BTreeMap<Box<str>, AnyActorRef>,
+    /// Allocated when the first child is added.
+    children: Option<Box<Children>>,
     /// The actor's state while no turn runs; a running turn holds it instead.
     running: Option<Running<A>>,
     /// Why the actor stopped, once it has.
     failure: Option<ActorError>,
+}
+
+/// Children that have not fully stopped, named and anonymous.
+#[derive(Default)]
+struct Children {
+    named: BTreeMap<Box<str>, AnyActorRef>,
+    anonymous: HashMap<ActorId, AnyActorRef>,
+}
+
+impl Children {
+    fn len(&self) -> usize {
+        self.named.len() + self.anonymous.len()
+    }
+
+    fn all(&self) -> Vec<AnyActorRef> {
+        self.named
+            .values()
+            .chain(self.anonymous.values())
+            .cloned()
+            .collect()
+    }
+
+    /// Removes the child `id`, registered under `name` or, when `name` is empty, anonymously.
+    fn remove(&mut self, id: ActorId, name: &str) {
+        if name.is_empty() {
+            self.anonymous.remove(&id);
+        } else if self.named.get(name).is_some_and(|child| child.id() == id) {
+            self.named.remove(name);
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,15 +119,15 @@ pub(crate) fn spawn_actor<A: Actor>(
     props: Props<A>,
 ) -> Result<ActorRef<A::Msg>, SpawnError> {
     let id = ActorId::next();
-    let name: Box<str> = match name {
+    let name: Option<Box<str>> = match name {
         Some(name) => {
             validate_name(name)?;
-            name.into()
+            Some(name.into())
         }
-        None => format!("${}", to_base36(id.value())).into(),
+        None => None,
     };
-    let bounded = props.mailbox.capacity().map(|capacity| {
-        let overflow = match props.mailbox {
+    let bounded = props.inner().mailbox.capacity().map(|capacity| {
+        let overflow = match props.inner().mailbox {
             MailboxConfig::Bounded { overflow, .. } => overflow,
             MailboxConfig::Unbounded => Overflow::DropNewest,
         };
@@ -118,7 +150,7 @@ pub(crate) fn spawn_actor<A: Actor>(
             scheduled: true,
             status: Status::Alive,
             watchers: Vec::new(),
-            children: BTreeMap::new(),
+            children: None,
             running: None,
             failure: None,
         }),
@@ -132,7 +164,9 @@ pub(crate) fn spawn_actor<A: Actor>(
         target: Arc::clone(&cell) as Arc<dyn MessageTarget<A::Msg>>,
     };
     if let Some(parent) = parent {
-        parent.target.add_child(&cell.name, actor_ref.to_any())?;
+        parent
+            .target
+            .add_child(cell.name.as_deref().unwrap_or(""), actor_ref.to_any())?;
     }
     system.spawn_turn(run(cell));
     Ok(actor_ref)
@@ -178,11 +212,32 @@ impl<A: Actor> ActorCell<A> {
     }
 
     pub(crate) fn children(&self) -> Vec<AnyActorRef> {
-        self.lock().children.values().cloned().collect()
+        self.lock()
+            .children
+            .as_ref()
+            .map(|children| children.all())
+            .unwrap_or_default()
     }
 
     pub(crate) fn child(&self, name: &str) -> Option<AnyActorRef> {
-        self.lock().children.get(name).cloned()
+        let inner = self.lock();
+        let children = inner.children.as_ref()?;
+        match children.named.get(name) {
+            Some(child) => Some(child.clone()),
+            None => children
+                .anonymous
+                .values()
+                .find(|child| child.path().rsplit('/').next() == Some(name))
+                .cloned(),
+        }
+    }
+
+    /// Returns the actor's name; an anonymous actor's is `$` and its id in base 36.
+    pub(crate) fn name(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => format!("${}", to_base36(self.id.value())),
+        }
     }
 
     /// Puts stashed messages back at the front of the user queue, in their original order.
@@ -218,6 +273,10 @@ impl<A: Actor> ActorCell<A> {
         let accepts_user = running.accepts_user();
         let mut inner = self.lock();
         if inner.system.is_empty() && (!accepts_user || inner.user.is_empty()) {
+            if inner.system.capacity() > 0 {
+                // System messages are rare; release the buffer an idle actor would keep.
+                inner.system = VecDeque::new();
+            }
             inner.running = Some(running);
             inner.scheduled = false;
             None
@@ -228,8 +287,8 @@ impl<A: Actor> ActorCell<A> {
 
     fn path_string(&self) -> String {
         match &self.parent {
-            Some(parent) => format!("{}/{}", parent.path(), self.name),
-            None => format!("/{}", self.name),
+            Some(parent) => format!("{}/{}", parent.path(), self.name()),
+            None => format!("/{}", self.name()),
         }
     }
 }
@@ -292,13 +351,18 @@ impl<A: Actor> Target for ActorCell<A> {
                 parent: self.path_string(),
             });
         }
-        if inner.children.contains_key(name) {
+        let children = inner.children.get_or_insert_with(Box::default);
+        if name.is_empty() {
+            children.anonymous.insert(child.id(), child);
+            return Ok(());
+        }
+        if children.named.contains_key(name) {
             return Err(SpawnError::NameTaken {
                 parent: self.path_string(),
                 name: name.to_owned(),
             });
         }
-        inner.children.insert(name.into(), child);
+        children.named.insert(name.into(), child);
         Ok(())
     }
 }
@@ -450,8 +514,13 @@ impl<A: Actor> Running<A> {
     fn start_instance(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Flow> + Send + '_>> {
         Box::pin(async move {
             self.ctx.mode = Mode::Normal;
-            self.ctx.supervision.started_at = Some(Instant::now());
-            let actor = self.actor.insert((self.ctx.props.factory)());
+            if matches!(
+                self.ctx.props.inner().supervisor,
+                SupervisorStrategy::Backoff(_)
+            ) {
+                self.ctx.supervision().started_at = Some(Instant::now());
+            }
+            let actor = self.actor.insert((self.ctx.props.inner().factory)());
             let result = guarded(actor.started(&mut self.ctx)).await;
             self.after_invoke(result).await
         })
@@ -459,7 +528,7 @@ impl<A: Actor> Running<A> {
 
     async fn on_failure(&mut self, error: ActorError) -> Flow {
         let path = self.ctx.path();
-        match self.ctx.props.supervisor.clone() {
+        match self.ctx.props.inner().supervisor.clone() {
             SupervisorStrategy::Resume => {
                 warn!(actor = %path, %error, "actor failed; resuming");
                 Flow::Continue
@@ -469,7 +538,11 @@ impl<A: Actor> Running<A> {
                 self.begin_stop(Some(error)).await
             }
             SupervisorStrategy::Restart(limit) => {
-                if self.ctx.supervision.restart_allowed(&limit, Instant::now()) {
+                if self
+                    .ctx
+                    .supervision()
+                    .restart_allowed(&limit, Instant::now())
+                {
                     warn!(actor = %path, %error, "actor failed; restarting");
                     self.begin_restart(error, None).await
                 } else {
@@ -483,7 +556,7 @@ impl<A: Actor> Running<A> {
             SupervisorStrategy::Backoff(backoff) => {
                 match self
                     .ctx
-                    .supervision
+                    .supervision()
                     .next_backoff_attempt(&backoff, Instant::now())
                 {
                     Some(attempt) => {
@@ -535,7 +608,7 @@ impl<A: Actor> Running<A> {
         match delay {
             None => self.start_instance().await,
             Some(delay) => {
-                let generation = self.ctx.supervision.next_generation();
+                let generation = self.ctx.supervision().next_generation();
                 self.ctx.mode = Mode::BackoffWaiting { generation };
                 self.ctx.schedule_restart(generation, delay);
                 Flow::Continue
@@ -561,7 +634,7 @@ impl<A: Actor> Running<A> {
 
     /// Sends stop to every child; returns true when there are none.
     fn stop_children(&self) -> bool {
-        let children: Vec<AnyActorRef> = self.ctx.cell.lock().children.values().cloned().collect();
+        let children = self.ctx.cell.children();
         for child in &children {
             child.stop();
         }
@@ -621,14 +694,14 @@ impl<A: Actor> Running<A> {
         if let Some(parent) = &cell.parent {
             Arc::clone(parent).send_system(SystemMessage::ChildTerminated {
                 child: cell.id,
-                name: cell.name.clone(),
+                name: cell.name.clone().unwrap_or_default(),
             });
         }
         Flow::Terminated
     }
 
     async fn on_terminated(&mut self, terminated: Terminated) -> Flow {
-        let Some((_, watching)) = self.ctx.watching.remove(&terminated.actor.id()) else {
+        let Some(watching) = self.ctx.take_watching(terminated.actor.id()) else {
             return Flow::Continue;
         };
         let Some(actor) = self.actor.as_mut() else {
@@ -652,10 +725,13 @@ impl<A: Actor> Running<A> {
     async fn on_child_terminated(&mut self, child: ActorId, name: &str) -> Flow {
         let remaining = {
             let mut inner = self.ctx.cell.lock();
-            if inner.children.get(name).is_some_and(|c| c.id() == child) {
-                inner.children.remove(name);
+            match inner.children.as_mut() {
+                Some(children) => {
+                    children.remove(child, name);
+                    children.len()
+                }
+                None => 0,
             }
-            inner.children.len()
         };
         if remaining > 0 {
             return Flow::Continue;

@@ -25,10 +25,16 @@ pub struct Context<A: Actor> {
     pub(crate) props: Props<A>,
     pub(crate) mode: Mode,
     pub(crate) stop_requested: bool,
-    pub(crate) watching: HashMap<ActorId, (AnyActorRef, Watching<A::Msg>)>,
-    pub(crate) supervision: SupervisionState,
-    timers: Option<Box<Timers<A::Msg>>>,
-    stash: VecDeque<A::Msg>,
+    /// Rarely used state, allocated on first use so that an idle actor stays small.
+    extras: Option<Box<Extras<A::Msg>>>,
+}
+
+#[derive(Default)]
+struct Extras<M> {
+    watching: HashMap<ActorId, (AnyActorRef, Watching<M>)>,
+    supervision: SupervisionState,
+    timers: Option<Timers<M>>,
+    stash: VecDeque<M>,
 }
 
 /// Where the actor is in its lifecycle, as seen by its own turn.
@@ -114,11 +120,29 @@ impl<A: Actor> Context<A> {
             props,
             mode: Mode::Normal,
             stop_requested: false,
-            watching: HashMap::new(),
-            supervision: SupervisionState::default(),
-            timers: None,
-            stash: VecDeque::new(),
+            extras: None,
         }
+    }
+
+    fn extras(&mut self) -> &mut Extras<A::Msg> {
+        self.extras.get_or_insert_with(|| {
+            Box::new(Extras {
+                watching: HashMap::new(),
+                supervision: SupervisionState::default(),
+                timers: None,
+                stash: VecDeque::new(),
+            })
+        })
+    }
+
+    pub(crate) fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.extras().supervision
+    }
+
+    /// Removes and returns how this actor watches `actor`, if it does.
+    pub(crate) fn take_watching(&mut self, actor: ActorId) -> Option<Watching<A::Msg>> {
+        let extras = self.extras.as_mut()?;
+        extras.watching.remove(&actor).map(|(_, how)| how)
     }
 
     /// Returns a ref to this actor.
@@ -217,13 +241,14 @@ impl<A: Actor> Context<A> {
     /// Stops watching `actor`; no notification arrives afterwards, even one already on its way.
     pub fn unwatch(&mut self, actor: impl Into<AnyActorRef>) {
         let actor = actor.into();
-        if self.watching.remove(&actor.id()).is_some() {
+        if self.take_watching(actor.id()).is_some() {
             actor.target.unwatch(self.cell.id());
         }
     }
 
     fn watch_as(&mut self, actor: AnyActorRef, how: Watching<A::Msg>) {
         let first = self
+            .extras()
             .watching
             .insert(actor.id(), (actor.clone(), how))
             .is_none();
@@ -237,7 +262,10 @@ impl<A: Actor> Context<A> {
 
     pub(crate) fn unwatch_all(&mut self) {
         let me = self.cell.id();
-        for (_, (actor, _)) in self.watching.drain() {
+        let Some(extras) = self.extras.as_mut() else {
+            return;
+        };
+        for (_, (actor, _)) in extras.watching.drain() {
             actor.target.unwatch(me);
         }
     }
@@ -297,27 +325,30 @@ impl<A: Actor> Context<A> {
     /// Fails with [`ActorErrorKind::StashOverflow`] when the stash holds as many messages as
     /// the capacity set in [`Props::with_stash_capacity`]; `msg` then goes to dead letters.
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), ActorError> {
-        if self.stash.len() >= self.props.stash_capacity {
+        let capacity = self.props.inner().stash_capacity;
+        if self.stash_len() >= capacity {
             self.cell
                 .system
                 .record_dead_letter::<A::Msg>(&self.path(), DeadLetterReason::StashFull);
             return Err(ActorError::from_kind(ActorErrorKind::StashOverflow {
-                capacity: self.props.stash_capacity,
+                capacity,
             }));
         }
-        self.stash.push_back(msg);
+        self.extras().stash.push_back(msg);
         Ok(())
     }
 
     /// Puts every stashed message back in front of the mailbox, in the order stashed.
     pub fn unstash_all(&mut self) {
-        let stashed = std::mem::take(&mut self.stash);
-        self.cell.prepend(stashed);
+        if let Some(extras) = self.extras.as_mut() {
+            let stashed = std::mem::take(&mut extras.stash);
+            self.cell.prepend(stashed);
+        }
     }
 
     /// Returns the number of stashed messages.
     pub fn stash_len(&self) -> usize {
-        self.stash.len()
+        self.extras.as_ref().map_or(0, |extras| extras.stash.len())
     }
 
     /// Counts one message of this actor's type as a dead letter for `reason`.
@@ -329,7 +360,10 @@ impl<A: Actor> Context<A> {
 
     pub(crate) fn drop_stash(&mut self) {
         let path = self.path();
-        for _ in self.stash.drain(..) {
+        let Some(extras) = self.extras.as_mut() else {
+            return;
+        };
+        for _ in extras.stash.drain(..) {
             self.cell
                 .system
                 .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
@@ -338,8 +372,9 @@ impl<A: Actor> Context<A> {
 
     fn timers(&mut self) -> &mut Timers<A::Msg> {
         let runtime = self.cell.system.runtime.clone();
-        self.timers
-            .get_or_insert_with(|| Box::new(Timers::new(runtime)))
+        self.extras()
+            .timers
+            .get_or_insert_with(|| Timers::new(runtime))
     }
 
     /// Sends `msg` to this actor once after `delay`, replacing any timer with the same key.
@@ -383,28 +418,30 @@ impl<A: Actor> Context<A> {
 
     /// Cancels the timer with `key`; a message it already queued is not delivered.
     pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) {
-        if let Some(timers) = self.timers.as_mut() {
+        if let Some(timers) = self.extras.as_mut().and_then(|e| e.timers.as_mut()) {
             timers.cancel(&key.into());
         }
     }
 
     /// Returns true while the timer with `key` is active.
     pub fn is_timer_active(&self, key: impl Into<TimerKey>) -> bool {
-        self.timers
+        self.extras
             .as_ref()
+            .and_then(|e| e.timers.as_ref())
             .is_some_and(|timers| timers.is_active(&key.into()))
     }
 
     /// Cancels every timer of this actor.
     pub fn cancel_all_timers(&mut self) {
-        if let Some(timers) = self.timers.as_mut() {
+        if let Some(timers) = self.extras.as_mut().and_then(|e| e.timers.as_mut()) {
             timers.cancel_all();
         }
     }
 
     pub(crate) fn timers_accept(&mut self, generation: u64) -> bool {
-        self.timers
+        self.extras
             .as_mut()
+            .and_then(|e| e.timers.as_mut())
             .is_some_and(|timers| timers.accept(generation))
     }
 
