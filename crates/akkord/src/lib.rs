@@ -7,3 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub use akkord_actor::*;
+
+/// Compiles and runs the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
