@@ -222,8 +222,14 @@ async fn receptionist_lists_and_forgets_stopped_actors() {
     let a = system.spawn("a", echo_props(&probe)).unwrap();
     system.receptionist().register(&key, &a);
     system.receptionist().register(&key, &a);
-    assert_eq!(listings.expect_message().await.services, std::slice::from_ref(&a));
-    assert_eq!(system.receptionist().find(&key).services, std::slice::from_ref(&a));
+    assert_eq!(
+        listings.expect_message().await.services,
+        std::slice::from_ref(&a)
+    );
+    assert_eq!(
+        system.receptionist().find(&key).services,
+        std::slice::from_ref(&a)
+    );
     // The same name with another message type is another key.
     assert!(system
         .receptionist()
