@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::context::{Context, Mode, Watching};
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{ActorError, ActorResult, SpawnError};
 use crate::mailbox::{MailboxConfig, Overflow};
+use crate::scheduler::{self, Turn};
 use crate::supervision::SupervisorStrategy;
 use crate::system::SystemShared;
 
@@ -40,6 +42,8 @@ pub(crate) struct ActorCell<A: Actor> {
     parent: Option<Arc<dyn Target>>,
     pub(crate) system: Arc<SystemShared>,
     bounded: Option<Box<Bounded>>,
+    /// Set while the system queue is not empty, so a turn can check it without the lock.
+    has_system: AtomicBool,
     inner: Mutex<Inner<A>>,
 }
 
@@ -106,11 +110,6 @@ enum Flow {
     Terminated,
 }
 
-enum Next<M> {
-    System(SystemMessage),
-    User(Envelope<M>),
-}
-
 /// Creates an actor cell under `parent` and starts it.
 pub(crate) fn spawn_actor<A: Actor>(
     system: &Arc<SystemShared>,
@@ -143,6 +142,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         parent: parent.map(|p| Arc::clone(&p.target)),
         system: Arc::clone(system),
         bounded,
+        has_system: AtomicBool::new(true),
         inner: Mutex::new(Inner {
             user: VecDeque::new(),
             system: VecDeque::from([SystemMessage::Start]),
@@ -168,7 +168,7 @@ pub(crate) fn spawn_actor<A: Actor>(
             .target
             .add_child(cell.name.as_deref().unwrap_or(""), actor_ref.to_any())?;
     }
-    system.spawn_turn(run(cell));
+    scheduler::schedule(&system.runtime, cell);
     Ok(actor_ref)
 }
 
@@ -240,32 +240,56 @@ impl<A: Actor> ActorCell<A> {
         }
     }
 
-    /// Puts stashed messages back at the front of the user queue, in their original order.
-    pub(crate) fn prepend(&self, messages: VecDeque<A::Msg>) {
-        let mut inner = self.lock();
-        for msg in messages.into_iter().rev() {
-            inner.user.push_front(Envelope::User(msg));
-        }
-    }
-
     fn take_running(&self) -> Option<Running<A>> {
         self.lock().running.take()
     }
 
-    fn next(&self, accepts_user: bool) -> Option<Next<A::Msg>> {
+    /// Takes the next system message, or refills `batch` with user messages when it is empty
+    /// and the actor accepts them.
+    ///
+    /// Taking several user messages under one lock keeps the lock off the sender's path; a
+    /// bounded mailbox takes one at a time so that its capacity stays exact.
+    fn next(
+        &self,
+        accepts_user: bool,
+        batch: &mut VecDeque<Envelope<A::Msg>>,
+    ) -> Option<SystemMessage> {
         let mut inner = self.lock();
         if let Some(msg) = inner.system.pop_front() {
-            return Some(Next::System(msg));
+            if inner.system.is_empty() {
+                self.has_system.store(false, Ordering::Release);
+            }
+            return Some(msg);
         }
-        if !accepts_user {
+        self.has_system.store(false, Ordering::Release);
+        if !accepts_user || !batch.is_empty() {
             return None;
         }
-        let envelope = inner.user.pop_front()?;
+        let limit = if self.bounded.is_some() {
+            1
+        } else {
+            self.system.config.throughput.get()
+        };
+        let count = limit.min(inner.user.len());
+        batch.extend(inner.user.drain(..count));
         drop(inner);
-        if let Some(bounded) = &self.bounded {
-            bounded.room.notify_one();
+        if count > 0 {
+            if let Some(bounded) = &self.bounded {
+                bounded.room.notify_waiters();
+            }
         }
-        Some(Next::User(envelope))
+        None
+    }
+
+    /// Puts user messages taken for a turn back in front of the queue.
+    fn put_back(&self, batch: &mut VecDeque<Envelope<A::Msg>>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for envelope in batch.drain(..).rev() {
+            inner.user.push_front(envelope);
+        }
     }
 
     /// Parks the actor state when there is nothing to do; gives it back otherwise.
@@ -313,11 +337,12 @@ impl<A: Actor> Target for ActorCell<A> {
                 return;
             }
             inner.system.push_back(msg);
+            self.has_system.store(true, Ordering::Release);
             !std::mem::replace(&mut inner.scheduled, true)
         };
         if schedule {
-            let system = Arc::clone(&self.system);
-            system.spawn_turn(run(self));
+            let runtime = self.system.runtime.clone();
+            scheduler::schedule(&runtime, self);
         }
     }
 
@@ -403,12 +428,18 @@ impl<A: Actor> MessageTarget<A::Msg> for ActorCell<A> {
     }
 
     fn schedule(self: Arc<Self>) {
-        let system = Arc::clone(&self.system);
-        system.spawn_turn(run(self));
+        let runtime = self.system.runtime.clone();
+        scheduler::schedule(&runtime, self);
     }
 
     fn room(&self) -> Option<&Notify> {
         self.bounded.as_ref().map(|bounded| &bounded.room)
+    }
+}
+
+impl<A: Actor> Turn for ActorCell<A> {
+    fn run_turn(self: Arc<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(run(self))
     }
 }
 
@@ -418,23 +449,48 @@ async fn run<A: Actor>(cell: Arc<ActorCell<A>>) {
         return;
     };
     let throughput = cell.system.config.throughput.get();
+    let mut batch = VecDeque::new();
     loop {
         for _ in 0..throughput {
-            let flow = match cell.next(running.accepts_user()) {
-                Some(Next::System(msg)) => running.handle_system(msg).await,
-                Some(Next::User(envelope)) => running.handle_user(envelope).await,
-                None => match cell.park(running) {
-                    None => return,
-                    Some(back) => {
-                        running = back;
-                        continue;
+            let accepts_user = running.accepts_user();
+            let system_msg =
+                if batch.is_empty() || !accepts_user || cell.has_system.load(Ordering::Acquire) {
+                    cell.next(accepts_user, &mut batch)
+                } else {
+                    None
+                };
+            let flow = match system_msg {
+                Some(msg) => running.handle_system(msg).await,
+                None => match batch.pop_front() {
+                    Some(envelope) if accepts_user => running.handle_user(envelope).await,
+                    taken => {
+                        batch.extend(taken);
+                        cell.put_back(&mut batch);
+                        match cell.park(running) {
+                            None => return,
+                            Some(back) => {
+                                running = back;
+                                continue;
+                            }
+                        }
                     }
                 },
             };
+            if let Some(unstashed) = running.ctx.take_unstashed() {
+                for msg in unstashed.into_iter().rev() {
+                    batch.push_front(Envelope::User(msg));
+                }
+            }
             if let Flow::Terminated = flow {
+                let path = cell.path_string();
+                for _ in batch.iter().filter(|e| matches!(e, Envelope::User(_))) {
+                    cell.system
+                        .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
+                }
                 return;
             }
         }
+        cell.put_back(&mut batch);
         tokio::task::yield_now().await;
     }
 }

@@ -35,6 +35,8 @@ struct Extras<M> {
     supervision: SupervisionState,
     timers: Option<Timers<M>>,
     stash: VecDeque<M>,
+    /// Messages from `unstash_all` that the turn has yet to put in front of the mailbox.
+    unstashed: VecDeque<M>,
 }
 
 /// Where the actor is in its lifecycle, as seen by its own turn.
@@ -131,6 +133,7 @@ impl<A: Actor> Context<A> {
                 supervision: SupervisionState::default(),
                 timers: None,
                 stash: VecDeque::new(),
+                unstashed: VecDeque::new(),
             })
         })
     }
@@ -341,8 +344,19 @@ impl<A: Actor> Context<A> {
     /// Puts every stashed message back in front of the mailbox, in the order stashed.
     pub fn unstash_all(&mut self) {
         if let Some(extras) = self.extras.as_mut() {
-            let stashed = std::mem::take(&mut extras.stash);
-            self.cell.prepend(stashed);
+            let mut stashed = std::mem::take(&mut extras.stash);
+            stashed.append(&mut extras.unstashed);
+            extras.unstashed = stashed;
+        }
+    }
+
+    /// Takes the messages unstashed during the last handler, for the turn to put in front.
+    pub(crate) fn take_unstashed(&mut self) -> Option<VecDeque<A::Msg>> {
+        let extras = self.extras.as_mut()?;
+        if extras.unstashed.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut extras.unstashed))
         }
     }
 

@@ -54,6 +54,7 @@ mod error;
 mod event_stream;
 pub mod mailbox;
 mod receptionist;
+mod scheduler;
 pub mod router;
 pub mod shutdown;
 pub mod supervision;

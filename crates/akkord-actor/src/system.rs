@@ -1,6 +1,5 @@
 //! The [`ActorSystem`]: root of an actor hierarchy and home of shared services.
 
-use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -96,13 +95,6 @@ struct Guardians {
 }
 
 impl SystemShared {
-    pub(crate) fn spawn_turn<F>(&self, turn: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.runtime.spawn(turn);
-    }
-
     pub(crate) fn record_dead_letter<M>(&self, recipient: &str, reason: DeadLetterReason) {
         let letter = DeadLetter {
             recipient: recipient.to_owned(),

@@ -364,3 +364,43 @@ async fn shutdown_phases_run_in_order_and_time_out() {
         Err(akkord_actor::ShutdownError::AlreadyStarted { .. })
     ));
 }
+
+/// Stops itself at message 10, reporting each message it handles.
+struct StopAtTen {
+    seen: ActorRef<u32>,
+}
+
+impl Actor for StopAtTen {
+    type Msg = u32;
+    async fn handle(&mut self, ctx: &mut Context<Self>, msg: u32) -> ActorResult {
+        self.seen.tell(msg);
+        if msg == 10 {
+            ctx.stop_self();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn messages_queued_at_stop_are_dead_letters() {
+    let system = ActorSystem::new("stop-queue").unwrap();
+    let mut seen = TestProbe::new(&system);
+    let seen_ref = seen.actor_ref();
+    let actor = system
+        .spawn(
+            "stopper",
+            Props::new(move || StopAtTen {
+                seen: seen_ref.clone(),
+            }),
+        )
+        .unwrap();
+    let before = system.dead_letter_count();
+    for n in 1..=100 {
+        actor.tell(n);
+    }
+    actor.to_any().terminated().await;
+    assert_eq!(seen.receive_messages(10).await, (1..=10).collect::<Vec<_>>());
+    seen.expect_no_message(Duration::from_millis(20)).await;
+    assert_eq!(system.dead_letter_count() - before, 90);
+    system.terminate().await;
+}
