@@ -135,6 +135,11 @@ pub(crate) trait Target: Send + Sync + 'static {
             parent: format!("{} (cannot have children, {name:?} rejected)", self.path()),
         })
     }
+
+    /// Returns the external target behind this one, for refs to actors outside the runtime.
+    fn external(&self) -> Option<Arc<dyn crate::remote_support::ExternalActor>> {
+        None
+    }
 }
 
 /// The typed side: where messages of type `M` go.
@@ -150,7 +155,8 @@ pub(crate) trait MessageTarget<M>: Target {
 /// A typed reference to an actor that handles messages of type `M`.
 ///
 /// Cheap to clone and usable from any thread. Two refs are equal when they point at the same
-/// actor. `Debug` shows the actor's path.
+/// actor. A ref to an actor on another node compares by a local alias id taken from the same
+/// counter as local actor ids, so it never equals a local ref. `Debug` shows the actor's path.
 pub struct ActorRef<M> {
     pub(crate) target: Arc<dyn MessageTarget<M>>,
 }
@@ -503,8 +509,12 @@ impl<R: Send + 'static> Target for PromiseTarget<R> {
 
     fn unwatch(&self, _watcher: ActorId) {}
 
+    /// True once the reply arrived or the asker stopped waiting for it.
     fn is_terminated(&self) -> bool {
-        self.sender.lock().map(|s| s.is_none()).unwrap_or(true)
+        self.sender
+            .lock()
+            .map(|s| s.as_ref().is_none_or(|sender| sender.is_closed()))
+            .unwrap_or(true)
     }
 }
 

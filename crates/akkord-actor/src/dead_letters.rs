@@ -28,6 +28,11 @@ pub enum DeadLetterReason {
     NoRoutee,
     /// A queue towards another node was full.
     OutboundQueueFull,
+    /// The message could not be serialized for another node, or was too large for its lane.
+    NotSerializable,
+    /// A message from another node named an actor that is unknown here, or one that does not
+    /// accept the message's type.
+    UnknownRecipient,
 }
 
 /// A message that could not be delivered, as published on the event stream.

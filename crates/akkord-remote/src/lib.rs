@@ -5,6 +5,10 @@
 //! separate TCP connections: control (system messages, acknowledgements, heartbeats),
 //! ordinary and large. Every connection starts with a handshake that checks the protocol
 //! version, the system name, an optional shared secret and the incarnations on both ends.
+//!
+//! On top of the transport, [`RemoteSystem`] gives location transparency: an
+//! [`ActorRef`](akkord_actor::ActorRef) to an actor on another node is used like a local one,
+//! including refs inside messages, ask and death watch (see [`remote`]).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -12,7 +16,9 @@
 pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
+pub mod phi;
 pub mod redelivery;
+pub mod remote;
 pub mod serialization;
 pub mod settings;
 pub mod tls;
@@ -20,5 +26,6 @@ pub mod transport;
 pub mod wire;
 
 pub use frame::Lane;
+pub use remote::{RemoteSystem, RemoteSystemSettings};
 pub use settings::RemoteSettings;
 pub use transport::{Destination, InboundHandler, SendError, Transport, TransportEvent};

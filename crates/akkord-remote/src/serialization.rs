@@ -171,6 +171,37 @@ impl SerializationRegistry {
         Ok((codec.manifest(), bytes))
     }
 
+    /// Serializes a boxed `value` of any registered type and returns its manifest and bytes.
+    ///
+    /// `type_name` names the type in the error when it is not registered.
+    ///
+    /// # Errors
+    ///
+    /// As [`SerializationRegistry::serialize`].
+    pub fn serialize_any(
+        &self,
+        value: &(dyn Any + Send),
+        type_name: &'static str,
+    ) -> Result<(&str, Vec<u8>), SerializationError> {
+        let codec = self
+            .by_type
+            .get(&value.type_id())
+            .ok_or(SerializationError::NotRegistered { type_name })?;
+        let bytes = codec
+            .serialize(value)
+            .map_err(|source| SerializationError::Codec {
+                action: "serialize",
+                manifest: codec.manifest().to_owned(),
+                source,
+            })?;
+        Ok((codec.manifest(), bytes))
+    }
+
+    /// Returns the manifest registered for the type with id `type_id`.
+    pub fn manifest_of(&self, type_id: TypeId) -> Option<&str> {
+        self.by_type.get(&type_id).map(|codec| codec.manifest())
+    }
+
     /// Deserializes `bytes` with the serializer registered for `manifest`.
     ///
     /// # Errors
@@ -293,6 +324,31 @@ mod tests {
         let error = registry().serialize(&Unregistered).unwrap_err();
         assert!(matches!(error, SerializationError::NotRegistered { .. }));
         assert!(error.to_string().contains("Unregistered"), "{error}");
+    }
+
+    #[test]
+    fn serialize_any_uses_dynamic_type() {
+        let registry = registry();
+        let greet: Box<dyn Any + Send> = Box::new(Greet {
+            name: "bo".into(),
+            times: 1,
+        });
+        let (manifest, bytes) = registry.serialize_any(&*greet, "Greet").unwrap();
+        assert_eq!(manifest, "test.Greet");
+        assert_eq!(
+            registry.manifest_of(TypeId::of::<Greet>()),
+            Some("test.Greet")
+        );
+        assert_eq!(registry.manifest_of(TypeId::of::<Unregistered>()), None);
+        let decoded = registry.deserialize(manifest, &bytes).unwrap();
+        assert_eq!(decoded.downcast::<Greet>().unwrap().name, "bo");
+        let unregistered: Box<dyn Any + Send> = Box::new(Unregistered);
+        assert!(matches!(
+            registry.serialize_any(&*unregistered, "Unregistered"),
+            Err(SerializationError::NotRegistered {
+                type_name: "Unregistered"
+            })
+        ));
     }
 
     #[test]

@@ -1,0 +1,505 @@
+//! Extension point for actor refs whose target lives outside this process.
+//!
+//! The remote layer implements [`ExternalActor`] for an actor on another node and wraps it
+//! with [`ActorRef::from_external`], so code with an [`ActorRef<M>`] cannot tell a
+//! local actor from a remote one. The pieces here are what such a layer needs and the local
+//! runtime does not expose otherwise:
+//!
+//! - [`ExternalActor`]: the untyped target behind an external ref. Messages reach it boxed
+//!   as `dyn Any`, so one implementation serves every message type.
+//! - [`Watcher`]: a registered watcher that an external target keeps and later notifies,
+//!   once, with [`Terminated`].
+//! - [`watch_with_callback`] and [`unwatch`]: watch a local actor on behalf of something
+//!   that is not an actor, such as a watcher on another node.
+//! - [`new_actor_id`]: a fresh id from the process-wide counter. An external ref uses one as
+//!   its local alias, so it never equals a local ref and never collides in a watcher's
+//!   table of watched actors.
+//! - [`record_dead_letter`]: count and log an undeliverable message.
+//! - With the `serde` feature, `Serialize` and `Deserialize` for [`ActorRef<M>`], which
+//!   delegate to the `ActorRefResolver` installed with `with_ref_resolver`.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::actor_ref::{
+    ActorId, ActorRef, AnyActorRef, Enqueued, Envelope, MessageTarget, Rejection, SystemMessage,
+    Target, Terminated, WatchNotify, WatcherEntry,
+};
+use crate::dead_letters::DeadLetterReason;
+use crate::system::{ActorSystem, SystemShared};
+use crate::ActorError;
+
+/// A boxed message of any type, as handed to an [`ExternalActor`].
+pub type BoxedMessage = Box<dyn Any + Send>;
+
+/// Rejection of a message by an [`ExternalActor`], with the message given back.
+pub enum ExternalRejection {
+    /// The target has stopped or its node is gone.
+    Stopped(BoxedMessage),
+    /// A bounded queue towards the target is full.
+    Full {
+        /// The message that was not accepted.
+        message: BoxedMessage,
+        /// Capacity of the full queue.
+        capacity: usize,
+    },
+    /// The target dropped the message and logged why; the ref records a dead letter of the
+    /// message's type for `reason`, and `try_tell` returns `Ok`.
+    Dropped {
+        /// Reason recorded with the dead letter.
+        reason: DeadLetterReason,
+    },
+}
+
+impl fmt::Debug for ExternalRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExternalRejection::Stopped(_) => f.write_str("Stopped"),
+            ExternalRejection::Full { capacity, .. } => write!(f, "Full({capacity})"),
+            ExternalRejection::Dropped { reason } => write!(f, "Dropped({reason:?})"),
+        }
+    }
+}
+
+/// Target of an actor ref that lives outside the local runtime, such as an actor on another
+/// node.
+///
+/// Methods are called from the sender's thread and must not block.
+pub trait ExternalActor: Send + Sync + 'static {
+    /// Returns the local alias id of the target, allocated with [`new_actor_id`].
+    ///
+    /// Refs compare and hash by this id, so every ref to the same external actor must
+    /// return the same one, and it must never be the id of a local actor.
+    fn id(&self) -> ActorId;
+
+    /// Returns a path for humans, such as `akkord://demo@127.0.0.1:2552/user/echo`.
+    fn path(&self) -> String;
+
+    /// Returns the local actor system the ref belongs to, for dead letters.
+    fn system(&self) -> &ActorSystem;
+
+    /// Sends `message`, whose Rust type name is `type_name`, without waiting.
+    ///
+    /// A target that cannot send this message (for example because its type is not
+    /// serializable) logs why and returns [`ExternalRejection::Dropped`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the message with [`ExternalRejection::Stopped`] when the target is gone, or
+    /// with [`ExternalRejection::Full`] when a bounded queue towards it is full.
+    fn send(&self, message: BoxedMessage, type_name: &'static str)
+        -> Result<(), ExternalRejection>;
+
+    /// Registers `watcher`, to be notified once when the target stops.
+    ///
+    /// # Errors
+    ///
+    /// Gives the watcher back, with the failure that stopped the target if known, when the
+    /// target has already stopped, so the caller notifies it at once.
+    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, Option<ActorError>)>;
+
+    /// Removes the watcher with id `watcher`; it is not notified afterwards.
+    fn unwatch(&self, watcher: ActorId);
+
+    /// Returns true once the target is known to have stopped.
+    fn is_terminated(&self) -> bool;
+
+    /// Returns `self` for downcasting to the implementing type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A watcher of an external target: an actor that watches it, an ask waiting for a reply,
+/// or a callback.
+pub struct Watcher {
+    entry: WatcherEntry,
+}
+
+impl Watcher {
+    /// Returns the id of the watcher, the key for [`ExternalActor::unwatch`].
+    pub fn id(&self) -> ActorId {
+        self.entry.watcher
+    }
+
+    /// Notifies the watcher that `actor` stopped, with the failure that stopped it, if any.
+    pub fn notify(self, actor: &AnyActorRef, failure: Option<ActorError>) {
+        self.entry.notify(&Terminated {
+            actor: actor.clone(),
+            failure,
+        });
+    }
+}
+
+impl fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Watcher({:?})", self.entry.watcher)
+    }
+}
+
+impl<M: Send + 'static> ActorRef<M> {
+    /// Creates a ref whose messages go to `target`.
+    ///
+    /// Messages are boxed and handed to [`ExternalActor::send`]; watching the ref registers
+    /// a [`Watcher`] with the target.
+    pub fn from_external(target: Arc<dyn ExternalActor>) -> Self {
+        let system = Arc::clone(&target.system().shared);
+        ActorRef {
+            target: Arc::new(ExternalTarget {
+                external: target,
+                system,
+                marker: PhantomData::<fn(M)>,
+            }),
+        }
+    }
+
+    /// Returns the external target behind this ref, or `None` for a local actor.
+    pub fn external(&self) -> Option<Arc<dyn ExternalActor>> {
+        self.to_any().external()
+    }
+}
+
+impl AnyActorRef {
+    /// Returns the external target behind this ref, or `None` for a local actor.
+    pub fn external(&self) -> Option<Arc<dyn ExternalActor>> {
+        self.target.external()
+    }
+}
+
+/// Allocates a fresh actor id from the process-wide counter shared with local actors.
+pub fn new_actor_id() -> ActorId {
+    ActorId::next()
+}
+
+/// Watches local `actor` on behalf of `watcher`: `callback` runs once when it stops, at once
+/// when it has already stopped.
+///
+/// Watching again with the same watcher id keeps the first callback.
+pub fn watch_with_callback(
+    actor: &AnyActorRef,
+    watcher: ActorId,
+    callback: impl FnOnce(&Terminated) + Send + 'static,
+) {
+    actor.add_watch(WatcherEntry {
+        watcher,
+        notify: WatchNotify::Callback(Box::new(callback)),
+    });
+}
+
+/// Removes the watcher with id `watcher` from `actor`; its callback does not run afterwards.
+pub fn unwatch(actor: &AnyActorRef, watcher: ActorId) {
+    actor.target.unwatch(watcher);
+}
+
+/// Counts a message of type `M` for `recipient` as a dead letter and logs it, rate-limited.
+pub fn record_dead_letter<M>(system: &ActorSystem, recipient: &str, reason: DeadLetterReason) {
+    system.shared.record_dead_letter::<M>(recipient, reason);
+}
+
+/// Adapter from the untyped [`ExternalActor`] to the runtime's typed target.
+struct ExternalTarget<M> {
+    external: Arc<dyn ExternalActor>,
+    system: Arc<SystemShared>,
+    marker: PhantomData<fn(M)>,
+}
+
+impl<M: Send + 'static> Target for ExternalTarget<M> {
+    fn id(&self) -> ActorId {
+        self.external.id()
+    }
+
+    fn path(&self) -> String {
+        self.external.path()
+    }
+
+    fn system(&self) -> &Arc<SystemShared> {
+        &self.system
+    }
+
+    fn send_system(self: Arc<Self>, _msg: SystemMessage) {
+        // NOTE: stopping an external actor through its ref is not supported; an external
+        // target is never a watcher, so no other system message reaches it.
+    }
+
+    fn add_watcher(&self, entry: WatcherEntry) -> Result<(), (WatcherEntry, Option<ActorError>)> {
+        self.external
+            .add_watcher(Watcher { entry })
+            .map_err(|(watcher, failure)| (watcher.entry, failure))
+    }
+
+    fn unwatch(&self, watcher: ActorId) {
+        self.external.unwatch(watcher);
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.external.is_terminated()
+    }
+
+    fn external(&self) -> Option<Arc<dyn ExternalActor>> {
+        Some(Arc::clone(&self.external))
+    }
+}
+
+impl<M: Send + 'static> MessageTarget<M> for ExternalTarget<M> {
+    fn enqueue(&self, envelope: Envelope<M>, _overflow_applies: bool) -> Enqueued<M> {
+        let message: BoxedMessage = Box::new(envelope.into_message());
+        match self.external.send(message, std::any::type_name::<M>()) {
+            Ok(()) => Enqueued::Done,
+            Err(ExternalRejection::Stopped(message)) => match message.downcast::<M>() {
+                Ok(message) => Enqueued::Rejected(Envelope::User(*message), Rejection::Stopped),
+                Err(_) => Enqueued::Done,
+            },
+            Err(ExternalRejection::Full { message, capacity }) => match message.downcast::<M>() {
+                Ok(message) => {
+                    Enqueued::Rejected(Envelope::User(*message), Rejection::Full { capacity })
+                }
+                Err(_) => Enqueued::Done,
+            },
+            Err(ExternalRejection::Dropped { reason }) => {
+                self.system
+                    .record_dead_letter::<M>(&self.external.path(), reason);
+                Enqueued::Done
+            }
+        }
+    }
+
+    fn schedule(self: Arc<Self>) {}
+}
+
+#[cfg(feature = "serde")]
+pub use serde_support::{
+    with_ref_resolver, ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
+};
+
+#[cfg(feature = "serde")]
+mod serde_support;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{Actor, ActorResult, Context, Props, SendError};
+
+    /// An external target that records messages and watchers, and can be stopped.
+    struct Recorder {
+        id: ActorId,
+        system: ActorSystem,
+        received: Mutex<Vec<String>>,
+        watchers: Mutex<Vec<Watcher>>,
+        stopped: Mutex<bool>,
+        drop_all: bool,
+    }
+
+    impl Recorder {
+        fn new(system: &ActorSystem, drop_all: bool) -> Arc<Self> {
+            Arc::new(Recorder {
+                id: new_actor_id(),
+                system: system.clone(),
+                received: Mutex::default(),
+                watchers: Mutex::default(),
+                stopped: Mutex::new(false),
+                drop_all,
+            })
+        }
+
+        fn stop(self: &Arc<Self>) {
+            *self.stopped.lock().unwrap() = true;
+            let actor = ActorRef::<String>::from_external(Arc::clone(self) as _).to_any();
+            for watcher in self.watchers.lock().unwrap().drain(..) {
+                watcher.notify(&actor, Some(ActorError::msg("node gone")));
+            }
+        }
+    }
+
+    impl ExternalActor for Recorder {
+        fn id(&self) -> ActorId {
+            self.id
+        }
+
+        fn path(&self) -> String {
+            "akkord://test@127.0.0.1:1/user/recorder".to_owned()
+        }
+
+        fn system(&self) -> &ActorSystem {
+            &self.system
+        }
+
+        fn send(
+            &self,
+            message: BoxedMessage,
+            _type_name: &'static str,
+        ) -> Result<(), ExternalRejection> {
+            if *self.stopped.lock().unwrap() {
+                return Err(ExternalRejection::Stopped(message));
+            }
+            if self.drop_all {
+                return Err(ExternalRejection::Dropped {
+                    reason: DeadLetterReason::OutboundQueueFull,
+                });
+            }
+            let text = message.downcast::<String>().expect("a String message");
+            self.received.lock().unwrap().push(*text);
+            Ok(())
+        }
+
+        fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, Option<ActorError>)> {
+            if *self.stopped.lock().unwrap() {
+                return Err((watcher, None));
+            }
+            self.watchers.lock().unwrap().push(watcher);
+            Ok(())
+        }
+
+        fn unwatch(&self, watcher: ActorId) {
+            self.watchers.lock().unwrap().retain(|w| w.id() != watcher);
+        }
+
+        fn is_terminated(&self) -> bool {
+            *self.stopped.lock().unwrap()
+        }
+
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    #[tokio::test]
+    async fn external_ref_sends_and_compares_by_alias() {
+        let system = ActorSystem::new("external").unwrap();
+        let recorder = Recorder::new(&system, false);
+        let first = ActorRef::<String>::from_external(Arc::clone(&recorder) as _);
+        let second = ActorRef::<String>::from_external(Arc::clone(&recorder) as _);
+        first.tell("one".to_owned());
+        second.try_tell("two".to_owned()).unwrap();
+        assert_eq!(*recorder.received.lock().unwrap(), ["one", "two"]);
+        assert_eq!(first, second);
+        assert_eq!(first.id(), recorder.id);
+        assert!(first.external().is_some());
+
+        let local = ActorRef::from_fn(&system, "local", |_: String| {});
+        assert_ne!(local.id(), first.id());
+        assert!(local.external().is_none());
+        system.terminate().await;
+    }
+
+    #[tokio::test]
+    async fn stopped_or_dropping_external_counts_dead_letters() {
+        let system = ActorSystem::new("external-dead").unwrap();
+        let dropping = ActorRef::<String>::from_external(Recorder::new(&system, true) as _);
+        dropping.tell("lost".to_owned());
+        assert_eq!(system.dead_letter_count(), 1);
+        assert!(dropping.try_tell("also lost".to_owned()).is_ok());
+        assert_eq!(system.dead_letter_count(), 2);
+
+        let recorder = Recorder::new(&system, false);
+        let stopped = ActorRef::<String>::from_external(Arc::clone(&recorder) as _);
+        recorder.stop();
+        stopped.tell("late".to_owned());
+        assert_eq!(system.dead_letter_count(), 3);
+        match stopped.try_tell("given back".to_owned()) {
+            Err(SendError::Stopped { message, .. }) => assert_eq!(message, "given back"),
+            other => panic!("expected Stopped, got {other:?}"),
+        }
+        system.terminate().await;
+    }
+
+    #[tokio::test]
+    async fn actor_watching_external_ref_gets_terminated() {
+        struct Watching {
+            target: ActorRef<String>,
+            report: mpsc::UnboundedSender<String>,
+        }
+        impl Actor for Watching {
+            type Msg = String;
+            async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+                ctx.watch_with(&self.target, "target stopped".to_owned());
+                let _ = self.report.send("watching".to_owned());
+                Ok(())
+            }
+            async fn handle(&mut self, _ctx: &mut Context<Self>, msg: String) -> ActorResult {
+                let _ = self.report.send(msg);
+                Ok(())
+            }
+        }
+        let system = ActorSystem::new("external-watch").unwrap();
+        let recorder = Recorder::new(&system, false);
+        let target = ActorRef::<String>::from_external(Arc::clone(&recorder) as _);
+        let (report, mut reports) = mpsc::unbounded_channel();
+        system
+            .spawn(
+                "watching",
+                Props::new(move || Watching {
+                    target: target.clone(),
+                    report: report.clone(),
+                }),
+            )
+            .unwrap();
+        assert_eq!(reports.recv().await.as_deref(), Some("watching"));
+        assert_eq!(recorder.watchers.lock().unwrap().len(), 1);
+        recorder.stop();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), reports.recv()).await;
+        assert_eq!(stopped.ok().flatten().as_deref(), Some("target stopped"));
+        system.terminate().await;
+    }
+
+    #[tokio::test]
+    async fn callback_watch_and_unwatch_of_local_actor() {
+        let system = ActorSystem::new("callback-watch").unwrap();
+        struct Idle;
+        impl Actor for Idle {
+            type Msg = ();
+            async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: ()) -> ActorResult {
+                Ok(())
+            }
+        }
+        let kept = system.spawn("kept", Props::new(|| Idle)).unwrap().to_any();
+        let dropped = system
+            .spawn("dropped", Props::new(|| Idle))
+            .unwrap()
+            .to_any();
+        let (sender, mut notified) = mpsc::unbounded_channel();
+        let kept_sender = sender.clone();
+        watch_with_callback(&kept, new_actor_id(), move |t| {
+            let _ = kept_sender.send(t.actor.path());
+        });
+        let watcher = new_actor_id();
+        watch_with_callback(&dropped, watcher, move |t| {
+            let _ = sender.send(t.actor.path());
+        });
+        unwatch(&dropped, watcher);
+        assert!(system.stop(&dropped));
+        dropped.terminated().await;
+        assert!(system.stop(&kept));
+        kept.terminated().await;
+        assert_eq!(notified.recv().await.as_deref(), Some("/user/kept"));
+        assert!(notified.try_recv().is_err());
+        system.terminate().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ask_reply_ref_terminates_after_timeout() {
+        let system = ActorSystem::new("ask-reply-ref").unwrap();
+        let kept = Arc::new(Mutex::new(None::<ActorRef<u64>>));
+        let keeper = {
+            let kept = Arc::clone(&kept);
+            ActorRef::from_fn(&system, "keeper", move |reply: ActorRef<u64>| {
+                *kept.lock().unwrap() = Some(reply);
+            })
+        };
+        assert!(keeper
+            .ask(|reply| reply, Duration::from_secs(1))
+            .await
+            .is_err());
+        let reply = kept
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the reply ref was kept");
+        assert!(reply.to_any().is_terminated());
+        system.terminate().await;
+    }
+}

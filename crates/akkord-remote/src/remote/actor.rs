@@ -1,0 +1,224 @@
+//! [`RemoteActor`]: the target behind an actor ref to an actor on another node.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex, Weak};
+
+use akkord_actor::address::UniqueAddress;
+use akkord_actor::remote_support::{
+    with_ref_resolver, BoxedMessage, ExternalActor, ExternalRejection, Watcher,
+};
+use akkord_actor::{ActorError, ActorId, ActorRef, ActorSystem, AnyActorRef, DeadLetterReason};
+use tracing::{trace, warn};
+
+use super::core::RemoteCore;
+use crate::transport::{lock, Destination, SendError};
+use crate::wire::UserEnvelope;
+use crate::Lane;
+
+/// An actor on another node incarnation, as seen from this node.
+///
+/// One exists per (incarnation, actor id) while this node has refs to the actor, so every
+/// ref to it shares the local alias id and the watchers.
+pub(crate) struct RemoteActor {
+    pub(crate) node: UniqueAddress,
+    pub(crate) id: u64,
+    pub(crate) path: String,
+    alias: ActorId,
+    lane: Lane,
+    system: ActorSystem,
+    core: Weak<RemoteCore>,
+    me: Weak<RemoteActor>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// `Some(failure)` once the actor is known to have stopped.
+    terminated: Option<Option<ActorError>>,
+    watchers: Vec<Watcher>,
+}
+
+impl RemoteActor {
+    /// Creates the target; `terminated` marks one whose node is already known to be gone.
+    pub(crate) fn create(
+        core: &Arc<RemoteCore>,
+        node: UniqueAddress,
+        id: u64,
+        path: String,
+        terminated: bool,
+    ) -> Arc<Self> {
+        let lane = core.lane_for(&path);
+        Arc::new_cyclic(|me| RemoteActor {
+            node,
+            id,
+            path,
+            alias: akkord_actor::remote_support::new_actor_id(),
+            lane,
+            system: core.system.clone(),
+            core: Arc::downgrade(core),
+            me: me.clone(),
+            state: Mutex::new(State {
+                terminated: terminated.then_some(None),
+                watchers: Vec::new(),
+            }),
+        })
+    }
+
+    /// Returns a type-erased ref to this actor, as carried in [`akkord_actor::Terminated`].
+    pub(crate) fn any_ref(&self) -> Option<AnyActorRef> {
+        let me = self.me.upgrade()?;
+        Some(ActorRef::<()>::from_external(me).to_any())
+    }
+
+    /// Returns true while a local watcher watches this actor.
+    pub(crate) fn is_watched(&self) -> bool {
+        !lock(&self.state).watchers.is_empty()
+    }
+
+    /// Marks the actor stopped and notifies every watcher once; later calls do nothing.
+    pub(crate) fn terminate(&self, failure: Option<ActorError>) {
+        let watchers = {
+            let mut state = lock(&self.state);
+            if state.terminated.is_some() {
+                return;
+            }
+            state.terminated = Some(failure.clone());
+            std::mem::take(&mut state.watchers)
+        };
+        if watchers.is_empty() {
+            return;
+        }
+        let Some(actor) = self.any_ref() else {
+            return;
+        };
+        for watcher in watchers {
+            watcher.notify(&actor, failure.clone());
+        }
+    }
+
+    fn serialize(
+        &self,
+        core: &Arc<RemoteCore>,
+        message: &BoxedMessage,
+        type_name: &'static str,
+    ) -> Option<UserEnvelope> {
+        let resolver = Arc::clone(core) as Arc<dyn akkord_actor::remote_support::ActorRefResolver>;
+        let serialized = with_ref_resolver(resolver, || {
+            core.registry
+                .serialize_any(&**message, type_name)
+                .map(|(manifest, bytes)| (manifest.to_owned(), bytes))
+        });
+        match serialized {
+            Ok((manifest, payload)) => Some(UserEnvelope {
+                recipient: self.id,
+                sender: None,
+                manifest,
+                payload: payload.into(),
+            }),
+            Err(error) => {
+                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
+                None
+            }
+        }
+    }
+}
+
+impl ExternalActor for RemoteActor {
+    fn id(&self) -> ActorId {
+        self.alias
+    }
+
+    fn path(&self) -> String {
+        format!("{}{}", self.node.address, self.path)
+    }
+
+    fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    fn send(
+        &self,
+        message: BoxedMessage,
+        type_name: &'static str,
+    ) -> Result<(), ExternalRejection> {
+        let Some(core) = self.core.upgrade() else {
+            return Err(ExternalRejection::Stopped(message));
+        };
+        if self.is_terminated() {
+            return Err(ExternalRejection::Stopped(message));
+        }
+        let Some(envelope) = self.serialize(&core, &message, type_name) else {
+            return Err(ExternalRejection::Dropped {
+                reason: DeadLetterReason::NotSerializable,
+            });
+        };
+        let destination = Destination::Node(self.node.clone());
+        let Some(transport) = core.transport() else {
+            return Err(ExternalRejection::Stopped(message));
+        };
+        match transport.send(&destination, self.lane, &envelope) {
+            Ok(()) => {
+                trace!(recipient = %self.path(), manifest = %envelope.manifest, "sent remote message");
+                Ok(())
+            }
+            Err(SendError::QueueFull { .. }) => Err(ExternalRejection::Dropped {
+                reason: DeadLetterReason::OutboundQueueFull,
+            }),
+            Err(SendError::Quarantined(_) | SendError::IncarnationGone { .. }) => {
+                core.node_gone(&self.node, "incarnation quarantined or replaced");
+                Err(ExternalRejection::Stopped(message))
+            }
+            Err(SendError::ShutDown) => Err(ExternalRejection::Stopped(message)),
+            Err(error @ (SendError::FrameTooLarge { .. } | SendError::LocalDestination(_))) => {
+                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
+                Err(ExternalRejection::Dropped {
+                    reason: DeadLetterReason::NotSerializable,
+                })
+            }
+        }
+    }
+
+    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, Option<ActorError>)> {
+        let first = {
+            let mut state = lock(&self.state);
+            if let Some(failure) = &state.terminated {
+                return Err((watcher, failure.clone()));
+            }
+            if state.watchers.iter().any(|w| w.id() == watcher.id()) {
+                return Ok(());
+            }
+            state.watchers.push(watcher);
+            state.watchers.len() == 1
+        };
+        // NOTE: `ActorRef::ask` watches its target until the reply arrives, so every ask
+        // on a remote ref also sends a watch and an unwatch system message.
+        if first {
+            if let (Some(core), Some(me)) = (self.core.upgrade(), self.me.upgrade()) {
+                core.watch_remote(&me);
+            }
+        }
+        Ok(())
+    }
+
+    fn unwatch(&self, watcher: ActorId) {
+        let last = {
+            let mut state = lock(&self.state);
+            let before = state.watchers.len();
+            state.watchers.retain(|w| w.id() != watcher);
+            before > 0 && state.watchers.is_empty() && state.terminated.is_none()
+        };
+        if last {
+            if let (Some(core), Some(me)) = (self.core.upgrade(), self.me.upgrade()) {
+                core.unwatch_remote(&me);
+            }
+        }
+    }
+
+    fn is_terminated(&self) -> bool {
+        lock(&self.state).terminated.is_some()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,622 @@
+//! Shared state of a [`RemoteSystem`](super::RemoteSystem): exported actors, known remote
+//! actors, the actor ref resolver, inbound dispatch and remote death watch.
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
+
+use akkord_actor::address::{Address, UniqueAddress};
+use akkord_actor::remote_support::{
+    new_actor_id, record_dead_letter, unwatch, watch_with_callback, with_ref_resolver,
+    ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
+};
+use akkord_actor::{ActorError, ActorId, ActorSystem, AnyActorRef, DeadLetterReason};
+use prost::Message;
+use tokio::sync::oneshot;
+use tracing::{debug, info, trace, warn};
+
+use super::actor::RemoteActor;
+use super::protocol::{
+    DeathWatchNotification, LookupReply, LookupRequest, WatchRequest, DEATH_WATCH_NOTIFICATION,
+    LOOKUP_REPLY, LOOKUP_REQUEST, PROTOCOL_RECIPIENT, UNWATCH, WATCH,
+};
+use super::watch::NodeWatch;
+use super::RemoteSystemSettings;
+use crate::serialization::SerializationRegistry;
+use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent};
+use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
+use crate::Lane;
+
+/// Stands in for the type of an inbound message that could not be delivered, in dead
+/// letters recorded before the message is decoded.
+struct InboundRemoteMessage;
+
+pub(crate) struct RemoteCore {
+    pub(crate) system: ActorSystem,
+    pub(crate) registry: SerializationRegistry,
+    large_message_recipients: HashSet<String>,
+    transport: OnceLock<Transport>,
+    me: Weak<RemoteCore>,
+    exports: Mutex<Exports>,
+    remotes: Mutex<HashMap<(UniqueAddress, u64), Arc<RemoteActor>>>,
+    gone: Mutex<HashSet<UniqueAddress>>,
+    /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
+    remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
+    pub(crate) node_watch: Mutex<NodeWatch>,
+    pub(crate) lookups: Mutex<HashMap<u64, oneshot::Sender<LookupReply>>>,
+    pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    next_request: AtomicU64,
+}
+
+/// Local actors that remote nodes can address, by actor id and by exposed name.
+#[derive(Default)]
+struct Exports {
+    by_id: HashMap<u64, Export>,
+    by_name: HashMap<String, u64>,
+}
+
+struct Export {
+    actor: AnyActorRef,
+    message_type: TypeId,
+    manifest: String,
+    typed: Arc<dyn Any + Send + Sync>,
+    deliver: Arc<DeliverFn>,
+}
+
+impl RemoteCore {
+    pub(crate) fn new(
+        system: ActorSystem,
+        registry: SerializationRegistry,
+        settings: &RemoteSystemSettings,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| RemoteCore {
+            system,
+            registry,
+            large_message_recipients: settings.large_message_recipients.iter().cloned().collect(),
+            transport: OnceLock::new(),
+            me: me.clone(),
+            exports: Mutex::default(),
+            remotes: Mutex::default(),
+            gone: Mutex::default(),
+            remote_watchers: Mutex::default(),
+            node_watch: Mutex::new(NodeWatch::new(settings.watch.clone())),
+            lookups: Mutex::default(),
+            pings: Mutex::default(),
+            next_request: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn set_transport(&self, transport: Transport) {
+        let _ = self.transport.set(transport);
+    }
+
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.transport.get()
+    }
+
+    fn local(&self) -> Option<&UniqueAddress> {
+        self.transport().map(|transport| transport.local_address())
+    }
+
+    fn arc(&self) -> Option<Arc<RemoteCore>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns the lane for messages to the actor at `path`.
+    pub(crate) fn lane_for(&self, path: &str) -> Lane {
+        if self.large_message_recipients.contains(path) {
+            Lane::Large
+        } else {
+            Lane::Ordinary
+        }
+    }
+
+    /// Makes `exported` addressable by remote nodes under its actor id; returns its id.
+    ///
+    /// NOTE: a ref that never stops, such as one from `ActorRef::from_fn` or a message
+    /// adapter, stays exported until the remote system is dropped.
+    pub(crate) fn export_local(&self, exported: ExportedRef) -> u64 {
+        let id = exported.actor.id().value();
+        let manifest = self
+            .registry
+            .manifest_of(exported.message_type)
+            .unwrap_or_default()
+            .to_owned();
+        let actor = exported.actor.clone();
+        {
+            let mut exports = lock(&self.exports);
+            if exports.by_id.contains_key(&id) {
+                return id;
+            }
+            exports.by_id.insert(
+                id,
+                Export {
+                    actor: exported.actor,
+                    message_type: exported.message_type,
+                    manifest,
+                    typed: exported.typed,
+                    deliver: exported.deliver,
+                },
+            );
+        }
+        // The callback may run at once when the actor has already stopped, so the exports
+        // lock must not be held here.
+        let me = self.me.clone();
+        watch_with_callback(&actor, new_actor_id(), move |_| {
+            if let Some(core) = me.upgrade() {
+                core.unexport(id);
+            }
+        });
+        id
+    }
+
+    /// Exposes `exported` under `name`; returns false when the name is taken.
+    pub(crate) fn expose(&self, name: &str, exported: ExportedRef) -> bool {
+        if lock(&self.exports).by_name.contains_key(name) {
+            return false;
+        }
+        let id = self.export_local(exported);
+        let mut exports = lock(&self.exports);
+        if exports.by_name.contains_key(name) {
+            return false;
+        }
+        // An actor that has already stopped was unexported at once and gets no name.
+        if exports.by_id.contains_key(&id) {
+            exports.by_name.insert(name.to_owned(), id);
+        }
+        true
+    }
+
+    /// Removes the name `name`; returns false when nothing was exposed under it.
+    pub(crate) fn unexpose(&self, name: &str) -> bool {
+        lock(&self.exports).by_name.remove(name).is_some()
+    }
+
+    fn unexport(&self, id: u64) {
+        let mut exports = lock(&self.exports);
+        exports.by_id.remove(&id);
+        exports.by_name.retain(|_, exported| *exported != id);
+    }
+
+    /// Returns the ref data and manifest of the actor exposed under `name`.
+    pub(crate) fn exposed(
+        &self,
+        name: &str,
+    ) -> Option<(u64, String, String, Arc<dyn Any + Send + Sync>)> {
+        let exports = lock(&self.exports);
+        let id = *exports.by_name.get(name)?;
+        let export = exports.by_id.get(&id)?;
+        Some((
+            id,
+            export.actor.path(),
+            export.manifest.clone(),
+            export.typed.clone(),
+        ))
+    }
+
+    /// Returns the shared target of the actor `id` on `node`, creating it when unknown.
+    pub(crate) fn remote_actor(
+        &self,
+        node: UniqueAddress,
+        id: u64,
+        path: String,
+    ) -> Option<Arc<RemoteActor>> {
+        let core = self.arc()?;
+        let key = (node, id);
+        if let Some(actor) = lock(&self.remotes).get(&key) {
+            return Some(actor.clone());
+        }
+        let gone = lock(&self.gone).contains(&key.0)
+            || self
+                .transport()
+                .is_some_and(|transport| transport.is_quarantined(&key.0));
+        let actor = RemoteActor::create(&core, key.0.clone(), id, path, gone);
+        Some(lock(&self.remotes).entry(key).or_insert(actor).clone())
+    }
+
+    /// Starts watching the node of `actor`, which just got its first local watcher.
+    pub(crate) fn watch_remote(&self, actor: &Arc<RemoteActor>) {
+        lock(&self.node_watch).watch(&actor.node);
+        self.send_watch_message(&actor.node, WATCH, actor.id);
+    }
+
+    /// Stops watching `actor`, which just lost its last local watcher.
+    pub(crate) fn unwatch_remote(&self, actor: &Arc<RemoteActor>) {
+        lock(&self.node_watch).unwatch(&actor.node);
+        self.send_watch_message(&actor.node, UNWATCH, actor.id);
+    }
+
+    fn send_watch_message(&self, node: &UniqueAddress, manifest: &str, watchee: u64) {
+        let payload = WatchRequest { watchee }.encode_to_vec();
+        self.send_system(node, manifest, payload);
+    }
+
+    fn send_system(&self, node: &UniqueAddress, manifest: &str, payload: Vec<u8>) {
+        let Some(transport) = self.transport() else {
+            return;
+        };
+        let envelope = UserEnvelope {
+            recipient: PROTOCOL_RECIPIENT,
+            sender: None,
+            manifest: manifest.to_owned(),
+            payload: payload.into(),
+        };
+        if let Err(error) = transport.send_system(node, envelope) {
+            debug!(peer = %node, manifest, %error, "death watch message not sent");
+            self.node_gone(node, &error.to_string());
+        }
+    }
+
+    /// Treats incarnation `node` as gone: its actors count as terminated for their local
+    /// watchers, its watches of local actors end, and refs to it go to dead letters.
+    pub(crate) fn node_gone(&self, node: &UniqueAddress, reason: &str) {
+        if !lock(&self.gone).insert(node.clone()) {
+            return;
+        }
+        info!(peer = %node, reason, "remote node incarnation gone; its actors count as terminated");
+        lock(&self.node_watch).remove(node);
+        let actors: Vec<Arc<RemoteActor>> = {
+            let mut remotes = lock(&self.remotes);
+            let actors = remotes
+                .iter()
+                .filter(|((owner, _), _)| owner == node)
+                .map(|(_, actor)| actor.clone())
+                .collect();
+            remotes.retain(|(owner, _), _| owner != node);
+            actors
+        };
+        let failure = ActorError::msg(format!("node {node} is gone: {reason}"));
+        for actor in actors {
+            actor.terminate(Some(failure.clone()));
+        }
+        let watches: Vec<(u64, ActorId)> = {
+            let mut watchers = lock(&self.remote_watchers);
+            let ended = watchers
+                .iter()
+                .filter(|((watcher_node, _), _)| watcher_node == node)
+                .map(|((_, watchee), watcher)| (*watchee, *watcher))
+                .collect();
+            watchers.retain(|(watcher_node, _), _| watcher_node != node);
+            ended
+        };
+        for (watchee, watcher) in watches {
+            if let Some(actor) = self.exported_actor(watchee) {
+                unwatch(&actor, watcher);
+            }
+        }
+    }
+
+    fn exported_actor(&self, id: u64) -> Option<AnyActorRef> {
+        lock(&self.exports)
+            .by_id
+            .get(&id)
+            .map(|export| export.actor.clone())
+    }
+
+    /// Sends heartbeats, declares silent nodes gone and drops entries nobody uses.
+    pub(crate) fn tick(&self, now: Instant) {
+        let output = lock(&self.node_watch).tick(now);
+        if let Some(transport) = self.transport() {
+            for node in &output.heartbeats {
+                let nonce = self.next_request_id();
+                if let Err(error) =
+                    transport.send_heartbeat(&Destination::Node(node.clone()), nonce)
+                {
+                    self.node_gone(node, &error.to_string());
+                }
+            }
+            for node in &output.unreachable {
+                warn!(peer = %node, "remote node unreachable by death watch; quarantining it");
+                transport.quarantine(node, "unreachable by remote death watch");
+                self.node_gone(node, "unreachable by remote death watch");
+            }
+        }
+        self.sweep();
+    }
+
+    /// Drops exports of stopped targets (such as answered asks) and remote actors that
+    /// only the table refers to.
+    fn sweep(&self) {
+        let stopped: Vec<u64> = lock(&self.exports)
+            .by_id
+            .iter()
+            .filter(|(_, export)| export.actor.is_terminated())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stopped {
+            self.unexport(id);
+        }
+        lock(&self.remotes).retain(|_, actor| Arc::strong_count(actor) > 1 || actor.is_watched());
+    }
+
+    /// Delivers an inbound user message to the exported actor it names.
+    ///
+    /// Decoding runs on the connection task of the lane the message came on, so a large
+    /// message delays further reads of that lane only.
+    fn deliver(self: &Arc<Self>, from: &UniqueAddress, envelope: &UserEnvelope) {
+        let deliver = lock(&self.exports)
+            .by_id
+            .get(&envelope.recipient)
+            .map(|export| export.deliver.clone());
+        let Some(deliver) = deliver else {
+            debug!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "dropped message for unknown actor");
+            self.inbound_dead_letter(envelope.recipient, DeadLetterReason::UnknownRecipient);
+            return;
+        };
+        let resolver = Arc::clone(self) as Arc<dyn ActorRefResolver>;
+        let message = with_ref_resolver(resolver, || {
+            self.registry.deserialize_inbound(from, envelope)
+        });
+        let Some(message) = message else {
+            return;
+        };
+        trace!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "delivering remote message");
+        if deliver(message).is_err() {
+            debug!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "dropped message of a type the recipient does not accept");
+            self.inbound_dead_letter(envelope.recipient, DeadLetterReason::UnknownRecipient);
+        }
+    }
+
+    fn inbound_dead_letter(&self, recipient: u64, reason: DeadLetterReason) {
+        let path = match self.local() {
+            Some(local) => format!("{}#{recipient}", local.address),
+            None => format!("#{recipient}"),
+        };
+        record_dead_letter::<InboundRemoteMessage>(&self.system, &path, reason);
+    }
+
+    fn on_protocol_message(&self, from: &UniqueAddress, envelope: &UserEnvelope) {
+        match envelope.manifest.as_str() {
+            LOOKUP_REQUEST => match LookupRequest::decode(envelope.payload.clone()) {
+                Ok(request) => self.answer_lookup(from, request),
+                Err(error) => debug!(peer = %from, %error, "dropped undecodable lookup request"),
+            },
+            LOOKUP_REPLY => match LookupReply::decode(envelope.payload.clone()) {
+                Ok(reply) => {
+                    if let Some(pending) = lock(&self.lookups).remove(&reply.request_id) {
+                        let _ = pending.send(reply);
+                    }
+                }
+                Err(error) => debug!(peer = %from, %error, "dropped undecodable lookup reply"),
+            },
+            other => {
+                debug!(peer = %from, manifest = other, "dropped protocol message of unknown kind")
+            }
+        }
+    }
+
+    fn answer_lookup(&self, from: &UniqueAddress, request: LookupRequest) {
+        let (Some(transport), Some(local)) = (self.transport(), self.local()) else {
+            return;
+        };
+        let found = self.exposed(&request.name);
+        let reply = LookupReply {
+            request_id: request.request_id,
+            actor: found.as_ref().map(|(id, path, _, _)| ActorRefData {
+                node: Some(UniqueAddressData::from(local)),
+                id: *id,
+                path: path.clone(),
+            }),
+            manifest: found
+                .map(|(_, _, manifest, _)| manifest)
+                .unwrap_or_default(),
+        };
+        let envelope = UserEnvelope {
+            recipient: PROTOCOL_RECIPIENT,
+            sender: None,
+            manifest: LOOKUP_REPLY.to_owned(),
+            payload: reply.encode_to_vec().into(),
+        };
+        if let Err(error) =
+            transport.send(&Destination::Node(from.clone()), Lane::Ordinary, &envelope)
+        {
+            debug!(peer = %from, %error, "lookup reply not sent");
+        }
+    }
+
+    fn on_watch(&self, from: &UniqueAddress, watchee: u64) {
+        let Some(actor) = self.exported_actor(watchee) else {
+            self.send_death_notification(from, watchee, None);
+            return;
+        };
+        let watcher = {
+            let mut watchers = lock(&self.remote_watchers);
+            let key = (from.clone(), watchee);
+            if watchers.contains_key(&key) {
+                return;
+            }
+            let watcher = new_actor_id();
+            watchers.insert(key, watcher);
+            watcher
+        };
+        let me = self.me.clone();
+        let node = from.clone();
+        watch_with_callback(&actor, watcher, move |terminated| {
+            let Some(core) = me.upgrade() else {
+                return;
+            };
+            let key = (node.clone(), watchee);
+            let current = lock(&core.remote_watchers).get(&key).copied();
+            if current == Some(watcher) {
+                lock(&core.remote_watchers).remove(&key);
+                let failure = terminated.failure.as_ref().map(ToString::to_string);
+                core.send_death_notification(&node, watchee, failure);
+            }
+        });
+    }
+
+    fn on_unwatch(&self, from: &UniqueAddress, watchee: u64) {
+        let watcher = lock(&self.remote_watchers).remove(&(from.clone(), watchee));
+        if let (Some(watcher), Some(actor)) = (watcher, self.exported_actor(watchee)) {
+            unwatch(&actor, watcher);
+        }
+    }
+
+    fn send_death_notification(&self, to: &UniqueAddress, watchee: u64, failure: Option<String>) {
+        let payload = DeathWatchNotification { watchee, failure }.encode_to_vec();
+        self.send_system(to, DEATH_WATCH_NOTIFICATION, payload);
+    }
+
+    fn on_death_notification(&self, from: &UniqueAddress, notice: DeathWatchNotification) {
+        let actor = lock(&self.remotes)
+            .get(&(from.clone(), notice.watchee))
+            .cloned();
+        if let Some(actor) = actor {
+            let was_watched = actor.is_watched();
+            actor.terminate(notice.failure.map(ActorError::msg));
+            if was_watched {
+                lock(&self.node_watch).unwatch(from);
+            }
+        }
+    }
+}
+
+impl ActorRefResolver for RemoteCore {
+    fn export(&self, exported: ExportedRef) -> Result<SerializedActorRef, String> {
+        let manifest = self
+            .registry
+            .manifest_of(exported.message_type)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(external) = exported.actor.external() {
+            let Some(remote) = external.as_any().downcast_ref::<RemoteActor>() else {
+                return Err(format!(
+                    "actor ref {} points at an external target that cannot be sent to another node",
+                    exported.actor.path()
+                ));
+            };
+            return Ok(serialized(&remote.node, remote.id, &remote.path, manifest));
+        }
+        let local = self
+            .local()
+            .cloned()
+            .ok_or("the remote system is not bound yet")?;
+        let path = exported.actor.path();
+        let id = self.export_local(exported);
+        Ok(serialized(&local, id, &path, manifest))
+    }
+
+    fn import(
+        &self,
+        data: SerializedActorRef,
+        message_type: TypeId,
+        message_type_name: &'static str,
+    ) -> Result<ImportedRef, String> {
+        let address = Address::new(data.system, data.host, data.port).map_err(|e| e.to_string())?;
+        let node = UniqueAddress::new(address, data.uid);
+        if let Some(expected) = self.registry.manifest_of(message_type) {
+            if !data.manifest.is_empty() && data.manifest != expected {
+                return Err(format!(
+                    "actor ref {node}{} accepts messages with manifest {:?}, not {message_type_name} ({expected:?})",
+                    data.path, data.manifest
+                ));
+            }
+        }
+        if self.local() == Some(&node) {
+            if let Some(export) = lock(&self.exports).by_id.get(&data.id) {
+                if export.message_type != message_type {
+                    return Err(format!(
+                        "actor ref {} does not accept {message_type_name}",
+                        export.actor.path()
+                    ));
+                }
+                return Ok(ImportedRef::Local(export.typed.clone()));
+            }
+            // A stopped actor or an answered ask: a ref whose messages are dead letters.
+            let core = self.arc().ok_or("the remote system is shut down")?;
+            let actor = RemoteActor::create(&core, node, data.id, data.path, true);
+            return Ok(ImportedRef::External(actor));
+        }
+        let actor = self
+            .remote_actor(node, data.id, data.path)
+            .ok_or("the remote system is shut down")?;
+        Ok(ImportedRef::External(actor))
+    }
+}
+
+fn serialized(node: &UniqueAddress, id: u64, path: &str, manifest: String) -> SerializedActorRef {
+    SerializedActorRef {
+        system: node.address.system().to_owned(),
+        host: node.address.host().to_owned(),
+        port: node.address.port(),
+        uid: node.uid,
+        id,
+        path: path.to_owned(),
+        manifest,
+    }
+}
+
+/// Receives the transport's inbound traffic for a [`RemoteCore`].
+pub(crate) struct Handler(pub(crate) Weak<RemoteCore>);
+
+impl InboundHandler for Handler {
+    fn on_user_message(&self, from: &UniqueAddress, _lane: Lane, envelope: UserEnvelope) {
+        let Some(core) = self.0.upgrade() else {
+            return;
+        };
+        if envelope.recipient == PROTOCOL_RECIPIENT {
+            core.on_protocol_message(from, &envelope);
+        } else {
+            core.deliver(from, &envelope);
+        }
+    }
+
+    fn on_system_message(&self, from: &UniqueAddress, envelope: UserEnvelope) {
+        let Some(core) = self.0.upgrade() else {
+            return;
+        };
+        match envelope.manifest.as_str() {
+            WATCH | UNWATCH => match WatchRequest::decode(envelope.payload.clone()) {
+                Ok(request) if envelope.manifest == WATCH => core.on_watch(from, request.watchee),
+                Ok(request) => core.on_unwatch(from, request.watchee),
+                Err(error) => debug!(peer = %from, %error, "dropped undecodable watch message"),
+            },
+            DEATH_WATCH_NOTIFICATION => {
+                match DeathWatchNotification::decode(envelope.payload.clone()) {
+                    Ok(notice) => core.on_death_notification(from, notice),
+                    Err(error) => {
+                        debug!(peer = %from, %error, "dropped undecodable death watch notification")
+                    }
+                }
+            }
+            other => {
+                debug!(peer = %from, manifest = other, "dropped system message of unknown kind")
+            }
+        }
+    }
+
+    fn on_heartbeat_response(&self, from: &UniqueAddress, nonce: u64) {
+        let Some(core) = self.0.upgrade() else {
+            return;
+        };
+        let ping = lock(&core.pings).remove(&nonce);
+        match ping {
+            Some(ping) => {
+                let _ = ping.send(());
+            }
+            None => lock(&core.node_watch).heartbeat(from, Instant::now()),
+        }
+    }
+
+    fn on_event(&self, event: TransportEvent) {
+        let Some(core) = self.0.upgrade() else {
+            return;
+        };
+        match event {
+            TransportEvent::IncarnationChanged { address, old, new } => {
+                let reason = format!("restarted as incarnation {new}");
+                core.node_gone(&UniqueAddress::new(address, old), &reason);
+            }
+            TransportEvent::Quarantined { peer, reason } => core.node_gone(&peer, &reason),
+            TransportEvent::QuarantinedByPeer { peer, reason } => {
+                core.node_gone(&peer, &format!("it quarantined this node: {reason}"))
+            }
+        }
+    }
+}
