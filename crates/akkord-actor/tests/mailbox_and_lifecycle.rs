@@ -399,7 +399,10 @@ async fn messages_queued_at_stop_are_dead_letters() {
         actor.tell(n);
     }
     actor.to_any().terminated().await;
-    assert_eq!(seen.receive_messages(10).await, (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seen.receive_messages(10).await,
+        (1..=10).collect::<Vec<_>>()
+    );
     seen.expect_no_message(Duration::from_millis(20)).await;
     assert_eq!(system.dead_letter_count() - before, 90);
     system.terminate().await;
