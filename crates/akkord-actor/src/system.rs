@@ -17,6 +17,7 @@ use crate::dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::error::{ActorResult, SpawnError};
 use crate::event_stream::EventStream;
 use crate::receptionist::Receptionist;
+use crate::scheduler::StartQueue;
 use crate::shutdown::{CoordinatedShutdown, PhaseConfig, ShutdownReason};
 
 /// Settings of an actor system.
@@ -80,6 +81,7 @@ pub(crate) struct SystemShared {
     name: String,
     pub(crate) config: ActorSystemConfig,
     pub(crate) runtime: Handle,
+    pub(crate) start_queue: Arc<StartQueue>,
     guardians: Mutex<Option<Guardians>>,
     dead_letters: DeadLetters,
     event_stream: EventStream,
@@ -169,6 +171,7 @@ impl ActorSystem {
             ),
             config,
             runtime,
+            start_queue: Arc::default(),
             guardians: Mutex::new(None),
             event_stream: EventStream::default(),
             receptionist: OnceLock::new(),

@@ -407,3 +407,49 @@ async fn messages_queued_at_stop_are_dead_letters() {
     assert_eq!(system.dead_letter_count() - before, 90);
     system.terminate().await;
 }
+
+/// On `Start`, tells its peer and then waits in the handler until released.
+struct Waiter {
+    peer: ActorRef<u32>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Actor for Waiter {
+    type Msg = ();
+    async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: ()) -> ActorResult {
+        self.peer.tell(1);
+        self.release.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn waiting_handler_does_not_hold_up_others() {
+    let system = ActorSystem::new("waiting").unwrap();
+    let mut seen = TestProbe::new(&system).with_timeout(Duration::from_secs(2));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (peer, waiter_release) = (seen.actor_ref(), Arc::clone(&release));
+    // The peer is an actor, so it is made ready from inside the waiter's turn.
+    let relay = system
+        .spawn(
+            "relay",
+            Props::new(move || Gate {
+                release: Arc::new(tokio::sync::Notify::new()),
+                seen: peer.clone(),
+            }),
+        )
+        .unwrap();
+    let waiter = system
+        .spawn(
+            "waiter",
+            Props::new(move || Waiter {
+                peer: relay.clone(),
+                release: Arc::clone(&waiter_release),
+            }),
+        )
+        .unwrap();
+    waiter.tell(());
+    seen.expect_message_eq(1).await;
+    release.notify_one();
+    system.terminate().await;
+}
