@@ -249,7 +249,8 @@ impl<M: Send + 'static> ActorRef<M> {
     /// # Errors
     ///
     /// [`AskError::Timeout`] when no reply arrives within `timeout`;
-    /// [`AskError::TargetStopped`] when the target has stopped, or stops before replying;
+    /// [`AskError::TargetStopped`] when the target has stopped, or stops with the request
+    /// still queued or the reply ref in its state;
     /// [`AskError::NoReply`] when the target dropped the reply ref without replying;
     /// [`AskError::MailboxFull`] when the target's bounded mailbox is full.
     pub async fn ask<R: Send + 'static>(
@@ -258,23 +259,26 @@ impl<M: Send + 'static> ActorRef<M> {
         timeout: Duration,
     ) -> Result<R, AskError> {
         let (reply_to, reply) = PromiseTarget::create(Arc::clone(self.target.system()));
-        let path = self.target.path();
-        let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
-        let watcher = ActorId::next();
-        self.to_any().add_watch(WatcherEntry {
-            watcher,
-            notify: WatchNotify::Callback(Box::new(move |_| {
-                let _ = stopped_tx.send(());
-            })),
-        });
-        let sent = self.try_tell(make(reply_to));
-        let result = match sent {
-            Err(SendError::Stopped { .. }) => Err(AskError::TargetStopped { path }),
-            Err(SendError::MailboxFull { .. }) => Err(AskError::MailboxFull { path }),
-            Ok(()) => await_reply(reply, stopped_rx, timeout, path).await,
-        };
-        self.target.unwatch(watcher);
-        result
+        match self.try_tell(make(reply_to)) {
+            Ok(()) => {}
+            Err(SendError::Stopped { path, .. }) => return Err(AskError::TargetStopped { path }),
+            Err(SendError::MailboxFull { path, .. }) => return Err(AskError::MailboxFull { path }),
+        }
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(value)) => Ok(value),
+            // The reply ref was dropped without a reply. A stopping actor drops its queued
+            // messages and its state only after it counts as stopped.
+            Ok(Err(_)) if self.target.is_terminated() => Err(AskError::TargetStopped {
+                path: self.target.path(),
+            }),
+            Ok(Err(_)) => Err(AskError::NoReply {
+                path: self.target.path(),
+            }),
+            Err(_) => Err(AskError::Timeout {
+                path: self.target.path(),
+                timeout,
+            }),
+        }
     }
 
     /// Returns the actor's id.
@@ -312,33 +316,6 @@ impl<M: Send + 'static> ActorRef<M> {
         ActorRef {
             target: Arc::new(target),
         }
-    }
-}
-
-async fn await_reply<R>(
-    reply: oneshot::Receiver<R>,
-    stopped: oneshot::Receiver<()>,
-    timeout: Duration,
-    path: String,
-) -> Result<R, AskError> {
-    let mut reply = reply;
-    let outcome = tokio::time::timeout(timeout, async {
-        tokio::select! {
-            biased;
-            reply = &mut reply => Some(reply),
-            Ok(()) = stopped => None,
-        }
-    })
-    .await;
-    match outcome {
-        Err(_) => Err(AskError::Timeout { path, timeout }),
-        Ok(Some(Ok(value))) => Ok(value),
-        Ok(Some(Err(_))) => Err(AskError::NoReply { path }),
-        // The target stopped; a reply sent just before that still counts.
-        Ok(None) => match reply.try_recv() {
-            Ok(value) => Ok(value),
-            Err(_) => Err(AskError::TargetStopped { path }),
-        },
     }
 }
 

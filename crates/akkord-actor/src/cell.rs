@@ -724,7 +724,10 @@ impl<A: Actor> Running<A> {
             Mode::Stopping { failure } => failure,
             _ => None,
         };
-        if let Some(mut actor) = self.actor.take() {
+        // The instance lives until the status says Terminated, so that whoever sees a reply
+        // ref it held get dropped also sees the actor as stopped.
+        let mut actor = self.actor.take();
+        if let Some(actor) = actor.as_mut() {
             let hook = actor.stopped(&mut self.ctx);
             if let Err(error) = guarded(async move {
                 hook.await;
@@ -746,20 +749,26 @@ impl<A: Actor> Running<A> {
                 std::mem::take(&mut inner.user),
             )
         };
+        drop(actor);
         if let Some(bounded) = &cell.bounded {
             bounded.room.notify_waiters();
         }
-        let path = cell.path_string();
-        for _ in queued.iter().filter(|e| matches!(e, Envelope::User(_))) {
-            cell.system
-                .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
+        let undelivered = queued
+            .iter()
+            .filter(|e| matches!(e, Envelope::User(_)))
+            .count()
+            + self.ctx.stash_len();
+        if undelivered > 0 {
+            // Building the path walks up the hierarchy, so only pay for it when needed.
+            let path = cell.path_string();
+            for _ in 0..undelivered {
+                cell.system
+                    .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
+            }
         }
-        for _ in 0..self.ctx.stash_len() {
-            cell.system
-                .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
-        }
+        drop(queued);
         self.ctx.unwatch_all();
-        debug!(actor = %path, failed = failure.is_some(), "actor stopped");
+        debug!(actor = %cell.path_string(), failed = failure.is_some(), "actor stopped");
         let terminated = Terminated {
             actor: AnyActorRef {
                 target: Arc::clone(&cell) as Arc<dyn Target>,

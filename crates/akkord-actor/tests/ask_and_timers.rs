@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use akkord_actor::{
@@ -56,27 +57,38 @@ async fn ask_to_dead_actor_fails_at_once() {
 
 #[tokio::test]
 async fn ask_fails_when_target_stops_before_replying() {
-    /// Stops itself on every message, dropping the reply ref.
-    struct Quitter;
-    impl Actor for Quitter {
-        type Msg = ActorRef<u64>;
-        async fn handle(&mut self, ctx: &mut Context<Self>, msg: ActorRef<u64>) -> ActorResult {
-            // Keep the reply ref alive, so the ask can only end through the stop.
-            std::mem::forget(msg.clone());
-            ctx.stop_self();
+    /// Blocks in its first handler until released; never replies.
+    struct Busy(Arc<tokio::sync::Notify>);
+    impl Actor for Busy {
+        type Msg = Option<ActorRef<u64>>;
+        async fn handle(&mut self, _ctx: &mut Context<Self>, msg: Self::Msg) -> ActorResult {
+            if msg.is_none() {
+                self.0.notified().await;
+            }
             Ok(())
         }
     }
     let system = ActorSystem::new("ask-stops").unwrap();
-    let quitter = system.spawn("q", Props::new(|| Quitter)).unwrap();
-    let error = quitter
-        .ask(|r| r, Duration::from_secs(60))
-        .await
-        .unwrap_err();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let busy_release = Arc::clone(&release);
+    let busy = system
+        .spawn("busy", Props::new(move || Busy(Arc::clone(&busy_release))))
+        .unwrap();
+    busy.tell(None);
+    let asking = {
+        let busy = busy.clone();
+        tokio::spawn(async move { busy.ask(Some, Duration::from_secs(60)).await })
+    };
+    // The ask waits in the mailbox behind the blocked handler; stop the actor, then let
+    // the handler finish, so the ask is dropped with the rest of the mailbox.
+    tokio::task::yield_now().await;
+    system.stop(&busy.to_any());
+    release.notify_one();
+    let error = asking.await.unwrap().unwrap_err();
     assert_eq!(
         error,
         AskError::TargetStopped {
-            path: "/user/q".to_owned()
+            path: "/user/busy".to_owned()
         }
     );
     system.terminate().await;

@@ -190,8 +190,6 @@ impl ExternalActor for RemoteActor {
             state.watchers.push(watcher);
             state.watchers.len() == 1
         };
-        // NOTE: `ActorRef::ask` watches its target until the reply arrives, so every ask
-        // on a remote ref also sends a watch and an unwatch system message.
         if first {
             if let (Some(core), Some(me)) = (self.core.upgrade(), self.me.upgrade()) {
                 core.watch_remote(&me);
