@@ -504,10 +504,18 @@ async fn run<A: Actor>(cell: Arc<ActorCell<A>>) {
                 }
             }
             if let Flow::Terminated = flow {
-                let path = cell.path_string();
-                for _ in batch.iter().filter(|e| matches!(e, Envelope::User(_))) {
-                    cell.system
-                        .record_dead_letter::<A::Msg>(&path, DeadLetterReason::RecipientStopped);
+                let undelivered = batch
+                    .iter()
+                    .filter(|e| matches!(e, Envelope::User(_)))
+                    .count();
+                if undelivered > 0 {
+                    let path = cell.path_string();
+                    for _ in 0..undelivered {
+                        cell.system.record_dead_letter::<A::Msg>(
+                            &path,
+                            DeadLetterReason::RecipientStopped,
+                        );
+                    }
                 }
                 return;
             }
