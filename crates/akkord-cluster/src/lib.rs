@@ -21,6 +21,7 @@ pub mod heartbeat;
 pub mod lease;
 pub mod member;
 pub mod membership;
+pub mod node;
 pub mod reachability;
 pub mod sbr;
 pub mod vclock;
