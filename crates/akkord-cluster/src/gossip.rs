@@ -250,6 +250,44 @@ impl Gossip {
             seen_digest: 0,
         }
     }
+
+    /// Builds a state from its parts, as a decoder of the wire format does.
+    ///
+    /// Parts that would break the invariants of this type are dropped: members, seen
+    /// entries and clock entries of tombstoned incarnations, and reachability records whose
+    /// observer or subject is not a member. The seen digest is computed from `seen`.
+    pub fn from_parts(
+        members: impl IntoIterator<Item = Member>,
+        seen: BTreeSet<UniqueAddress>,
+        reachability: Reachability,
+        mut version: VectorClock,
+        tombstones: BTreeMap<UniqueAddress, Instant>,
+    ) -> Gossip {
+        let members: BTreeMap<UniqueAddress, Member> = members
+            .into_iter()
+            .filter(|m| !tombstones.contains_key(&m.unique_address))
+            .map(|m| (m.unique_address.clone(), m))
+            .collect();
+        let allowed: BTreeSet<UniqueAddress> = members.keys().cloned().collect();
+        let reachability = reachability.merge(&allowed, &Reachability::new());
+        let seen: BTreeSet<UniqueAddress> = seen
+            .into_iter()
+            .filter(|node| !tombstones.contains_key(node))
+            .collect();
+        for node in tombstones.keys() {
+            version.prune(VClockNode::of(node));
+        }
+        let seen_digest = seen
+            .iter()
+            .fold(0, |digest, node| digest ^ VClockNode::of(node).0);
+        Gossip {
+            members,
+            overview: GossipOverview { seen, reachability },
+            version,
+            tombstones,
+            seen_digest,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,3 +25,4 @@ pub mod node;
 pub mod reachability;
 pub mod sbr;
 pub mod vclock;
+pub mod wire;

@@ -253,6 +253,11 @@ impl Reachability {
         }
         next
     }
+
+    /// Builds a table from observer rows, as a decoder of the wire format does.
+    pub fn from_rows(rows: BTreeMap<UniqueAddress, ObserverRow>) -> Self {
+        Self { rows }
+    }
 }
 
 /// Picks the row with the higher version.
