@@ -24,5 +24,6 @@ pub mod membership;
 pub mod node;
 pub mod reachability;
 pub mod sbr;
+pub mod shell;
 pub mod vclock;
 pub mod wire;

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, trace, warn};
 
 use super::actor::RemoteActor;
+use super::extension::ProtocolHandlers;
 use super::protocol::{
     DeathWatchNotification, LookupReply, LookupRequest, WatchRequest, DEATH_WATCH_NOTIFICATION,
     LOOKUP_REPLY, LOOKUP_REQUEST, PROTOCOL_RECIPIENT, UNWATCH, WATCH,
@@ -47,6 +48,8 @@ pub(crate) struct RemoteCore {
     pub(crate) node_watch: Mutex<NodeWatch>,
     pub(crate) lookups: Mutex<HashMap<u64, oneshot::Sender<LookupReply>>>,
     pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Handlers of extension protocols by manifest.
+    pub(crate) protocol_handlers: Mutex<ProtocolHandlers>,
     next_request: AtomicU64,
 }
 
@@ -84,6 +87,7 @@ impl RemoteCore {
             node_watch: Mutex::new(NodeWatch::new(settings.watch.clone())),
             lookups: Mutex::default(),
             pings: Mutex::default(),
+            protocol_handlers: Mutex::default(),
             next_request: AtomicU64::new(1),
         })
     }
@@ -386,7 +390,13 @@ impl RemoteCore {
                 Err(error) => debug!(peer = %from, %error, "dropped undecodable lookup reply"),
             },
             other => {
-                debug!(peer = %from, manifest = other, "dropped protocol message of unknown kind")
+                let handler = lock(&self.protocol_handlers).get(other).cloned();
+                match handler {
+                    Some(handler) => handler(from, envelope.payload.clone()),
+                    None => {
+                        debug!(peer = %from, manifest = other, "dropped protocol message of unknown kind")
+                    }
+                }
             }
         }
     }

@@ -65,6 +65,7 @@
 
 mod actor;
 mod core;
+mod extension;
 mod protocol;
 mod watch;
 
@@ -86,6 +87,7 @@ use crate::transport::{lock, Destination, SendError, Transport, TransportError};
 use crate::wire::UserEnvelope;
 use crate::Lane;
 
+pub use extension::{ProtocolHandler, RegisterProtocolError};
 pub use watch::WatchSettings;
 
 /// Settings of a [`RemoteSystem`].
