@@ -263,7 +263,7 @@ impl MembershipCore {
                 }
             }
             None => {
-                tracing::info!(node = %self.self_node, joiner = %joiner, roles = ?request.roles, "member is joining");
+                tracing::debug!(node = %self.self_node, joiner = %joiner, roles = ?request.roles, "member is joining");
                 let own = self.own_member();
                 if !self.gossip.has_member(&self.self_node) {
                     Arc::make_mut(&mut self.gossip).put_member(own);

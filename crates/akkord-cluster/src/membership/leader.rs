@@ -34,7 +34,7 @@ impl MembershipCore {
     pub(super) fn leader_actions(&mut self, now: Instant, out: &mut MembershipOutputs) {
         let is_leader = self.gossip.leader(&self.self_node).as_ref() == Some(&self.self_node);
         if is_leader != self.is_leader {
-            tracing::info!(node = %self.self_node, is_leader, "leadership changed");
+            tracing::debug!(node = %self.self_node, is_leader, "leadership changed");
             self.is_leader = is_leader;
         }
         if !is_leader {
@@ -96,11 +96,11 @@ impl MembershipCore {
         }
 
         for member in &changed {
-            tracing::info!(node = %member.unique_address, status = %member.status, "leader moved member");
+            tracing::debug!(node = %member.unique_address, status = %member.status, "leader moved member");
             Arc::make_mut(&mut self.gossip).put_member(member.clone());
         }
         for member in &removed {
-            tracing::info!(node = %member.unique_address, previous = %member.status, "leader removed member");
+            tracing::debug!(node = %member.unique_address, previous = %member.status, "leader removed member");
             Arc::make_mut(&mut self.gossip).remove_member(&member.unique_address, now);
         }
         Arc::make_mut(&mut self.gossip).increment(&self.self_node);
@@ -140,7 +140,7 @@ impl MembershipCore {
             return;
         }
         for member in moved {
-            tracing::info!(node = %member.unique_address, "leader moved member to weakly up");
+            tracing::debug!(node = %member.unique_address, "leader moved member to weakly up");
             Arc::make_mut(&mut self.gossip).put_member(member);
         }
         Arc::make_mut(&mut self.gossip).increment(&self.self_node);
