@@ -66,7 +66,7 @@ pub(crate) enum Enqueued<M> {
     Rejected(Envelope<M>, Rejection),
 }
 
-/// Why a target rejected a message.
+/// Reason a target rejected a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rejection {
     Stopped,

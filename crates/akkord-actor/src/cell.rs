@@ -64,7 +64,7 @@ struct Inner<A: Actor> {
     children: Option<Box<Children>>,
     /// The actor's state while no turn runs; a running turn holds it instead.
     running: Option<Running<A>>,
-    /// Why the actor stopped, once it has.
+    /// Failure that stopped the actor, once it has stopped.
     failure: Option<ActorError>,
 }
 
@@ -126,7 +126,7 @@ enum Status {
     Terminated,
 }
 
-/// What a turn does after one message.
+/// Outcome of handling one message: go on, or the actor has stopped.
 enum Flow {
     Continue,
     Terminated,
@@ -732,8 +732,8 @@ impl<A: Actor> Running<A> {
             Mode::Stopping { failure } => failure,
             _ => None,
         };
-        // The instance lives until the status says Terminated, so that whoever sees a reply
-        // ref it held get dropped also sees the actor as stopped.
+        // The instance is dropped only after the status says Terminated, so an ask whose
+        // reply ref the instance held sees the actor as stopped when that ref goes.
         let mut actor = self.actor.take();
         if let Some(actor) = actor.as_mut() {
             let hook = actor.stopped(&mut self.ctx);

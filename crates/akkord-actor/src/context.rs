@@ -39,7 +39,7 @@ struct Extras<M> {
     unstashed: VecDeque<M>,
 }
 
-/// Where the actor is in its lifecycle, as seen by its own turn.
+/// Lifecycle stage of the actor, as seen by its own turn.
 pub(crate) enum Mode {
     Normal,
     Restarting {
@@ -55,7 +55,7 @@ pub(crate) enum Mode {
     Stopped,
 }
 
-/// How this actor wants to hear about a watched actor's termination.
+/// Form of notification this actor wants when a watched actor stops.
 pub(crate) enum Watching<M> {
     Signal,
     Message(M),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-/// Why a message became a dead letter.
+/// Reason a message became a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeadLetterReason {
     /// The recipient had stopped, or stopped with the message still queued.
@@ -42,7 +42,7 @@ pub struct DeadLetter {
     pub recipient: String,
     /// Rust type name of the message.
     pub message_type: &'static str,
-    /// Why it was not delivered.
+    /// Reason it was not delivered.
     pub reason: DeadLetterReason,
 }
 
