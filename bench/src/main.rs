@@ -7,11 +7,15 @@
 //! ```text
 //! cargo run --release -- [--quick] [--only WORKLOAD[,..]] [--framework NAME[,..]]
 //! ```
+//!
+//! `cargo run --release -- remote [--quick]` runs the remote benchmark between two processes
+//! on loopback instead (see the `remote` module).
 
 #![forbid(unsafe_code)]
 
 mod frameworks;
 mod harness;
+mod remote;
 mod report;
 
 use std::process::Command;
@@ -33,7 +37,10 @@ usage: akkord-bench [--quick] [--only WORKLOAD[,WORKLOAD..]] [--framework NAME[,
   --only         run only these workloads: ping-pong, thread-ring, counting,
                  fork-join-throughput, fork-join-creation, fibonacci, chameneos, big,
                  spawn, memory, ask-latency
-  --framework    run only these columns: akkord, actix, ractor, kameo, tokio";
+  --framework    run only these columns: akkord, actix, ractor, kameo, tokio
+
+       akkord-bench remote [--quick] [--framework NAME[,NAME..]]
+                 remote benchmark between two processes on loopback";
 
 /// Command-line options of a table run.
 struct Options {
@@ -46,6 +53,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--memory-child") {
         return memory_child(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--remote-child") {
+        return remote::serve_child(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("remote") {
+        return remote::run(&args[1..]);
     }
     let options = parse_options(&args)?;
     run_table(&options)
