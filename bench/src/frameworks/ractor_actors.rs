@@ -767,3 +767,16 @@ impl Actor for Idle {
         Ok(())
     }
 }
+
+// ractor's `cluster` feature, which the remote benchmark needs, drops the blanket `Message`
+// impl: every local message type names it.
+impl ractor::Message for PongerMsg {}
+impl ractor::Message for PingerMsg {}
+impl ractor::Message for RingMsg {}
+impl ractor::Message for CounterMsg {}
+impl ractor::Message for Work {}
+impl ractor::Message for FibMsg {}
+impl ractor::Message for MeetMe {}
+impl ractor::Message for ChameneoMsg {}
+impl ractor::Message for BigMsg {}
+impl ractor::Message for EchoMsg {}

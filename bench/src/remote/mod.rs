@@ -16,6 +16,7 @@
 mod akkord_node;
 mod child;
 mod kameo_node;
+mod ractor_node;
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ const USAGE: &str = "\
 usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]]
 
   --quick        small sizes for a smoke run
-  --framework    run only these columns: akkord, kameo";
+  --framework    run only these columns: akkord, kameo, ractor_cluster";
 
 /// A remoting framework with a column in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,17 +53,24 @@ pub(crate) enum RemoteFramework {
     Akkord,
     /// kameo's `remote` feature (libp2p).
     Kameo,
+    /// ractor_cluster.
+    RactorCluster,
 }
 
 impl RemoteFramework {
     /// Every framework, in column order.
-    const ALL: [RemoteFramework; 2] = [RemoteFramework::Akkord, RemoteFramework::Kameo];
+    const ALL: [RemoteFramework; 3] = [
+        RemoteFramework::Akkord,
+        RemoteFramework::Kameo,
+        RemoteFramework::RactorCluster,
+    ];
 
     /// Column and command-line name.
     pub(crate) fn name(self) -> &'static str {
         match self {
             RemoteFramework::Akkord => "akkord",
             RemoteFramework::Kameo => "kameo",
+            RemoteFramework::RactorCluster => "ractor_cluster",
         }
     }
 
@@ -70,7 +78,9 @@ impl RemoteFramework {
         Self::ALL
             .into_iter()
             .find(|f| f.name() == name)
-            .with_context(|| format!("unknown remote framework `{name}`; try akkord or kameo"))
+            .with_context(|| {
+                format!("unknown remote framework `{name}`; try akkord, kameo or ractor_cluster")
+            })
     }
 }
 
@@ -219,6 +229,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if results.iter().any(|(f, _)| *f == RemoteFramework::Kameo) {
         println!("{}", kameo_node::note(&sizes));
     }
+    if results
+        .iter()
+        .any(|(f, _)| *f == RemoteFramework::RactorCluster)
+    {
+        println!("{}", ractor_node::note());
+    }
     println!("total time: {:.0} s\n", started.elapsed().as_secs_f64());
     print!("{}", render(&results, &sizes));
     Ok(())
@@ -237,6 +253,7 @@ fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Me
             match framework {
                 RemoteFramework::Akkord => akkord_node::measure(&address, sizes).await,
                 RemoteFramework::Kameo => kameo_node::measure(&address, sizes).await,
+                RemoteFramework::RactorCluster => ractor_node::measure(&address, sizes).await,
             }
         };
         // Three workloads, a warm-up and connection set-up, each bounded by the limit.
@@ -265,6 +282,7 @@ pub(crate) fn serve_child(args: &[String]) -> anyhow::Result<()> {
         match framework {
             RemoteFramework::Akkord => akkord_node::serve(stop).await,
             RemoteFramework::Kameo => kameo_node::serve(stop).await,
+            RemoteFramework::RactorCluster => ractor_node::serve(stop).await,
         }
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
