@@ -62,7 +62,7 @@ struct Inner<A: Actor> {
     watchers: Vec<WatcherEntry>,
     /// Allocated when the first child is added.
     children: Option<Box<Children>>,
-    /// The actor's state while no turn runs; a running turn holds it instead.
+    /// The actor's state while no turn runs; a running turn owns it instead.
     running: Option<Running<A>>,
     /// Failure that stopped the actor, once it has stopped.
     failure: Option<ActorError>,
@@ -732,7 +732,7 @@ impl<A: Actor> Running<A> {
             Mode::Stopping { failure } => failure,
             _ => None,
         };
-        // The instance is dropped only after the status says Terminated, so an ask whose
+        // The instance is dropped only after the status is Terminated, so an ask whose
         // reply ref the instance held sees the actor as stopped when that ref goes.
         let mut actor = self.actor.take();
         if let Some(actor) = actor.as_mut() {

@@ -325,7 +325,7 @@ impl<A: Actor> Context<A> {
     ///
     /// # Errors
     ///
-    /// Fails with [`ActorErrorKind::StashOverflow`] when the stash holds as many messages as
+    /// Fails with [`ActorErrorKind::StashOverflow`] when the stash contains as many messages as
     /// the capacity set in [`Props::with_stash_capacity`]; `msg` then goes to dead letters.
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), ActorError> {
         let capacity = self.props.inner().stash_capacity;

@@ -21,7 +21,7 @@ pub enum MailboxConfig {
     Bounded {
         /// Maximum number of queued user messages.
         capacity: NonZeroUsize,
-        /// What `tell` does when the mailbox is full.
+        /// Behaviour of `tell` when the mailbox is full.
         overflow: Overflow,
     },
 }
@@ -48,7 +48,7 @@ impl MailboxConfig {
     }
 }
 
-/// What `tell` does when a bounded mailbox is full. Every dropped message is counted in dead
+/// Behaviour of `tell` when a bounded mailbox is full. Every dropped message is counted in dead
 /// letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {

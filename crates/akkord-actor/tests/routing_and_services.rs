@@ -4,14 +4,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use akkord_actor::{
-    Actor, ActorRef, ActorResult, ActorSystem, Context, GroupRouter, Listing, PoolRouter, Props,
-    RoutingLogic, ServiceKey,
+    Actor, ActorRef, ActorResult, ActorSystem, AnyActorRef, Context, GroupRouter, Listing,
+    PoolRouter, Props, RoutingLogic, ServiceKey,
 };
 use akkord_testkit::TestProbe;
 
-/// Reports `(own path, message)` for each message.
+/// Reports `(own path, message)` for each message; `u32::MAX` stops it, and then it also
+/// sends its own ref to `stopping`, when set.
 struct Echo {
     report: ActorRef<(String, u32)>,
+    stopping: Option<ActorRef<AnyActorRef>>,
 }
 
 impl Actor for Echo {
@@ -19,6 +21,9 @@ impl Actor for Echo {
     async fn handle(&mut self, ctx: &mut Context<Self>, msg: u32) -> ActorResult {
         if msg == u32::MAX {
             ctx.stop_self();
+            if let Some(stopping) = &self.stopping {
+                stopping.tell(ctx.self_ref().to_any());
+            }
         }
         self.report.tell((ctx.path(), msg));
         Ok(())
@@ -29,6 +34,7 @@ fn echo_props(probe: &TestProbe<(String, u32)>) -> Props<Echo> {
     let report = probe.actor_ref();
     Props::new(move || Echo {
         report: report.clone(),
+        stopping: None,
     })
 }
 
@@ -61,16 +67,24 @@ async fn pool_round_robin_spreads_evenly() {
 async fn pool_drops_stopped_routee_and_stops_when_empty() {
     let system = ActorSystem::new("pool-shrink").unwrap();
     let mut probe = TestProbe::new(&system);
+    let mut stopping = TestProbe::<AnyActorRef>::new(&system);
+    let (report, stopping_ref) = (probe.actor_ref(), stopping.actor_ref());
+    let routee_props = Props::new(move || Echo {
+        report: report.clone(),
+        stopping: Some(stopping_ref.clone()),
+    });
     let pool = system
         .spawn(
             "pool",
-            PoolRouter::props(2, echo_props(&probe), RoutingLogic::RoundRobin),
+            PoolRouter::props(2, routee_props, RoutingLogic::RoundRobin),
         )
         .unwrap();
     pool.tell(u32::MAX);
     probe.expect_message().await;
-    // Round robin now only reaches the survivor.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The pool watched the routee before this test did, so its Terminated signal is queued
+    // first, and system messages overtake the messages sent below.
+    let stopped = stopping.expect_message().await;
+    stopped.terminated().await;
     for n in 0..4 {
         pool.tell(n);
     }
@@ -83,6 +97,7 @@ async fn pool_drops_stopped_routee_and_stops_when_empty() {
     assert_eq!(paths.len(), 1);
     pool.tell(u32::MAX);
     probe.expect_message().await;
+    stopping.expect_message().await;
     probe.expect_terminated(&pool).await;
     system.terminate().await;
 }
