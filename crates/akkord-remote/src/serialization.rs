@@ -202,6 +202,14 @@ impl SerializationRegistry {
         self.by_type.get(&type_id).map(|codec| codec.manifest())
     }
 
+    /// Returns the id of the type registered under `manifest`.
+    pub fn type_of(&self, manifest: &str) -> Option<TypeId> {
+        self.by_type
+            .iter()
+            .find(|(_, codec)| codec.manifest() == manifest)
+            .map(|(type_id, _)| *type_id)
+    }
+
     /// Deserializes `bytes` with the serializer registered for `manifest`.
     ///
     /// # Errors
@@ -324,6 +332,14 @@ mod tests {
         let error = registry().serialize(&Unregistered).unwrap_err();
         assert!(matches!(error, SerializationError::NotRegistered { .. }));
         assert!(error.to_string().contains("Unregistered"), "{error}");
+    }
+
+    #[test]
+    fn type_of_finds_registered_manifest() {
+        let registry = registry();
+        assert_eq!(registry.type_of("test.Greet"), Some(TypeId::of::<Greet>()));
+        assert_eq!(registry.type_of("test.Missing"), None);
+        assert_eq!(registry.type_of(""), None);
     }
 
     #[test]

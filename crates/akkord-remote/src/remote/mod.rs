@@ -67,6 +67,7 @@ mod actor;
 mod core;
 mod extension;
 mod protocol;
+pub mod refs;
 mod watch;
 
 use std::sync::Arc;
