@@ -140,6 +140,16 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn external(&self) -> Option<Arc<dyn crate::remote_support::ExternalActor>> {
         None
     }
+
+    /// Returns the children, for walks over the actor tree.
+    fn child_refs(&self) -> Vec<AnyActorRef> {
+        Vec::new()
+    }
+
+    /// Returns the number of user and timer messages waiting in the mailbox.
+    fn mailbox_depth(&self) -> usize {
+        0
+    }
 }
 
 /// The typed side: where messages of type `M` go.

@@ -344,6 +344,14 @@ impl<A: Actor> Target for ActorCell<A> {
         self.id
     }
 
+    fn child_refs(&self) -> Vec<AnyActorRef> {
+        self.children()
+    }
+
+    fn mailbox_depth(&self) -> usize {
+        self.lock().user.len()
+    }
+
     fn path(&self) -> String {
         self.path_string()
     }

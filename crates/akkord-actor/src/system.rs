@@ -285,6 +285,36 @@ impl ActorSystem {
         self.shared.dead_letters.count()
     }
 
+    /// Returns the paths and mailbox depths of at most `limit` actors with the most queued
+    /// messages, deepest first.
+    ///
+    /// The depth counts queued user and timer messages. It leaves out system messages and
+    /// the up to [`ActorSystemConfig::throughput`] messages that a running turn has already
+    /// taken out of the queue. Actors with an empty mailbox are not listed. Each mailbox is
+    /// read at a slightly different instant, so the list is a sample for monitoring, not a
+    /// consistent snapshot. The call walks the whole actor tree, so it suits a metrics
+    /// scrape, not a per-message path.
+    pub fn busiest_mailboxes(&self, limit: usize) -> Vec<(String, usize)> {
+        let Some(guardians) = self.shared.guardians() else {
+            return Vec::new();
+        };
+        let mut pending = vec![guardians.user, guardians.system];
+        let mut depths = Vec::new();
+        while let Some(actor) = pending.pop() {
+            let depth = actor.target.mailbox_depth();
+            if depth > 0 {
+                depths.push((depth, actor.clone()));
+            }
+            pending.extend(actor.target.child_refs());
+        }
+        depths.sort_by_key(|(depth, _)| std::cmp::Reverse(*depth));
+        depths.truncate(limit);
+        depths
+            .into_iter()
+            .map(|(depth, actor)| (actor.target.path(), depth))
+            .collect()
+    }
+
     /// Returns the receptionist, the registry of actors by [`ServiceKey`](crate::ServiceKey).
     pub fn receptionist(&self) -> &Receptionist {
         self.shared.receptionist.get_or_init(Receptionist::new)
@@ -348,5 +378,130 @@ impl std::fmt::Debug for ActorSystem {
         f.debug_struct("ActorSystem")
             .field("name", &self.shared.name)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// Waits for a permit before handling each message, so messages queue up until the test
+    /// adds permits.
+    struct Gated(Arc<Semaphore>);
+
+    impl Actor for Gated {
+        type Msg = u32;
+
+        async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: u32) -> ActorResult {
+            if let Ok(permit) = self.0.acquire().await {
+                permit.forget();
+            }
+            Ok(())
+        }
+    }
+
+    /// Creates a system whose turns take one message, so every message but the one being
+    /// handled stays in the queue.
+    fn one_per_turn(name: &str) -> ActorSystem {
+        let config = ActorSystemConfig {
+            throughput: NonZeroUsize::MIN,
+            ..ActorSystemConfig::default()
+        };
+        ActorSystem::with_config(name, config).unwrap()
+    }
+
+    async fn wait_for_depths(system: &ActorSystem, expected: &[(&str, usize)]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let depths = system.busiest_mailboxes(2);
+            let matches = depths.len() == expected.len()
+                && depths
+                    .iter()
+                    .zip(expected)
+                    .all(|((path, depth), (want_path, want_depth))| {
+                        path == want_path && depth == want_depth
+                    });
+            if matches {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mailbox depths {depths:?} did not become {expected:?} within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn busiest_mailboxes_lists_deepest_first() {
+        let system = one_per_turn("mailboxes");
+        let gate = Arc::new(Semaphore::new(0));
+        let small = system
+            .spawn(
+                "small",
+                Props::new({
+                    let gate = gate.clone();
+                    move || Gated(gate.clone())
+                }),
+            )
+            .unwrap();
+        let large = system
+            .spawn(
+                "large",
+                Props::new({
+                    let gate = gate.clone();
+                    move || Gated(gate.clone())
+                }),
+            )
+            .unwrap();
+        let _idle = system
+            .spawn(
+                "idle",
+                Props::new({
+                    let gate = gate.clone();
+                    move || Gated(gate.clone())
+                }),
+            )
+            .unwrap();
+        // Each actor takes its first message into its turn and waits there, so the rest
+        // stays queued.
+        for n in 0..4 {
+            small.tell(n);
+        }
+        for n in 0..9 {
+            large.tell(n);
+        }
+        wait_for_depths(&system, &[("/user/large", 8), ("/user/small", 3)]).await;
+        assert_eq!(system.busiest_mailboxes(1).len(), 1);
+
+        gate.add_permits(20);
+        wait_for_depths(&system, &[]).await;
+        system.terminate().await;
+    }
+
+    #[tokio::test]
+    async fn stopped_actor_is_not_listed() {
+        let system = one_per_turn("mailboxes-stop");
+        let gate = Arc::new(Semaphore::new(0));
+        let actor = system
+            .spawn(
+                "gated",
+                Props::new({
+                    let gate = gate.clone();
+                    move || Gated(gate.clone())
+                }),
+            )
+            .unwrap();
+        actor.tell(1);
+        actor.tell(2);
+        wait_for_depths(&system, &[("/user/gated", 1)]).await;
+        assert!(system.stop(&actor.to_any()));
+        gate.add_permits(1);
+        wait_for_depths(&system, &[]).await;
+        system.terminate().await;
     }
 }
