@@ -1,12 +1,22 @@
-//! The `akkord` command-line program.
+//! The `akkord` command-line program: run a cluster node, talk to a node's management
+//! endpoint, and run the demo.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
 
-mod demo;
+mod cluster_demo;
+mod config;
+mod local_demo;
+mod node;
+mod text;
+mod work;
+
+use config::{NodeConfig, RawValue, RawValues, SourceName};
 
 /// akkord: an actor runtime with remoting and clustering.
 #[derive(Parser)]
@@ -18,9 +28,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Counts word frequencies of real text with a pool of actors and checks the result
-    /// against a single-threaded count.
-    Demo {
+    /// Runs a cluster node with the word-count service. Settings come from a TOML file,
+    /// AKKORD_* environment variables and flags, flags winning.
+    Node(NodeArgs),
+    /// Lists the members of the cluster as a node's management endpoint sees them.
+    Members {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Asks the member at ADDRESS to leave the cluster gracefully.
+    Leave {
+        /// The member, as akkord://system@host:port.
+        address: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Marks the member at ADDRESS as down, for a node known to be gone.
+    Down {
+        /// The member, as akkord://system@host:port.
+        address: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Starts a local cluster of node processes, counts word frequencies of real text on
+    /// it while killing a worker node (and optionally the master's node), and checks the
+    /// result against a single-process count.
+    Demo(DemoArgs),
+    /// Counts word frequencies with a pool of actors in this process, with failing
+    /// workers restarted by supervision.
+    LocalDemo {
         /// Files or folders to read (plain text or .gz); default: /usr/share/common-licenses.
         #[arg(long = "input")]
         inputs: Vec<PathBuf>,
@@ -30,8 +66,7 @@ enum Command {
         /// Lines per chunk handed to a worker.
         #[arg(long, default_value_t = 200)]
         chunk_lines: usize,
-        /// Make every worker fail once after this many chunks, to show supervision
-        /// restarting it and the lost chunk being handed out again; 0 disables it.
+        /// Make every worker fail once after this many chunks; 0 disables it.
         #[arg(long, default_value_t = 5)]
         fail_worker_after: u64,
         /// How long a worker may take for one chunk before it is handed out again, in
@@ -41,36 +76,219 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+/// The management endpoint to talk to.
+#[derive(Args)]
+struct Endpoint {
+    /// host:port of the node's management HTTP server.
+    #[arg(long, env = "AKKORD_MANAGEMENT", default_value = "127.0.0.1:8558")]
+    endpoint: String,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// TOML file with any of the keys below (without the leading dashes, '-' as '_').
+    #[arg(long, env = "AKKORD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Actor system name, the same on every node of a cluster [default: akkord].
+    #[arg(long)]
+    system: Option<String>,
+    /// IP address to bind and to be reached at [default: 127.0.0.1].
+    #[arg(long)]
+    host: Option<String>,
+    /// Remoting port [default: 2552].
+    #[arg(long)]
+    port: Option<String>,
+    /// Comma-separated seed node addresses, e.g. akkord://akkord@127.0.0.1:2552.
+    #[arg(long)]
+    seed_nodes: Option<String>,
+    /// Comma-separated roles [default: worker].
+    #[arg(long)]
+    roles: Option<String>,
+    /// IP address of the management HTTP server [default: 127.0.0.1].
+    #[arg(long)]
+    management_host: Option<String>,
+    /// Port of the management HTTP server [default: 8558].
+    #[arg(long)]
+    management_port: Option<String>,
+    /// Split brain resolver stable-after in seconds [default: 20].
+    #[arg(long)]
+    stable_after_secs: Option<String>,
+    /// Word-count worker actors on a node with the worker role [default: 2].
+    #[arg(long)]
+    workers: Option<String>,
+    /// Least time a worker spends on one chunk, in milliseconds, so that demos last long
+    /// enough to watch failover.
+    #[arg(long, default_value_t = 0)]
+    chunk_cost_ms: u64,
+    /// Exit when standard input closes, so a node never outlives the program that
+    /// started it.
+    #[arg(long, hide = true)]
+    exit_when_stdin_closes: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of node processes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Files or folders to read (plain text or .gz); default: /usr/share/common-licenses.
+    #[arg(long = "input")]
+    inputs: Vec<PathBuf>,
+    /// Lines per chunk.
+    #[arg(long, default_value_t = 50)]
+    chunk_lines: usize,
+    /// Worker actors per node.
+    #[arg(long, default_value_t = 2)]
+    workers_per_node: usize,
+    /// Least time a worker spends on one chunk, in milliseconds; 0 runs at full speed.
+    #[arg(long, default_value_t = 20)]
+    chunk_cost_ms: u64,
+    /// Kill (SIGKILL) a node other than the master's after this many chunks are counted
+    /// [default: a third of the chunks]; 0 kills none.
+    #[arg(long)]
+    kill_worker_after: Option<usize>,
+    /// Also kill the node that hosts the work master after this many chunks are counted
+    /// (and after the worker kill).
+    #[arg(long)]
+    kill_master_after: Option<usize>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo's own output tells what happens; the library logs of its client member would
+    // drown it, so they default to errors there. The nodes' logs go to files.
+    let default_level = match cli.command {
+        Command::Demo(_) => "error",
+        Command::Members { .. } | Command::Leave { .. } | Command::Down { .. } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
-    match cli.command {
-        Command::Demo {
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Node(args) => run_node(args),
+        Command::Members { endpoint } => management(endpoint, |client| async move {
+            let members = client.members().await?;
+            print!("{}", akkord_management::client::format_members(&members));
+            Ok(())
+        }),
+        Command::Leave { address, endpoint } => management(endpoint, |client| async move {
+            println!("{}", client.leave(&address).await?);
+            Ok(())
+        }),
+        Command::Down { address, endpoint } => management(endpoint, |client| async move {
+            println!("{}", client.down(&address).await?);
+            Ok(())
+        }),
+        Command::Demo(args) => {
+            let identical = cluster_demo::run(cluster_demo::DemoOptions {
+                nodes: args.nodes,
+                inputs: args.inputs,
+                chunk_lines: args.chunk_lines,
+                workers_per_node: args.workers_per_node,
+                chunk_cost: Duration::from_millis(args.chunk_cost_ms),
+                kill_worker_after: args.kill_worker_after,
+                kill_master_after: args.kill_master_after,
+                timeout: Duration::from_secs(args.timeout_secs),
+            })?;
+            std::process::exit(if identical { 0 } else { 1 });
+        }
+        Command::LocalDemo {
             inputs,
             workers,
             chunk_lines,
             fail_worker_after,
             chunk_timeout_ms,
         } => {
-            let options = demo::Options {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let options = local_demo::Options {
                 inputs,
                 workers,
                 chunk_lines,
                 fail_worker_after,
                 chunk_timeout: Duration::from_millis(chunk_timeout_ms),
             };
-            let identical = runtime.block_on(demo::run(options))?;
+            let identical = runtime.block_on(local_demo::run(options))?;
             if !identical {
                 std::process::exit(1);
             }
+            Ok(())
         }
     }
-    Ok(())
+}
+
+fn run_node(args: NodeArgs) -> Result<()> {
+    let mut sources = Vec::new();
+    if let Some(path) = &args.config {
+        sources.push(RawValues::from_file(path)?);
+    }
+    sources.push(RawValues::from_env(|name| std::env::var(name).ok()));
+    let mut flags = RawValues::default();
+    let given = [
+        ("system", &args.system),
+        ("host", &args.host),
+        ("port", &args.port),
+        ("seed_nodes", &args.seed_nodes),
+        ("roles", &args.roles),
+        ("management_host", &args.management_host),
+        ("management_port", &args.management_port),
+        ("stable_after_secs", &args.stable_after_secs),
+        ("workers", &args.workers),
+    ];
+    for (key, value) in given {
+        if let Some(value) = value {
+            flags.push(key, RawValue::Text(value.clone()), SourceName::flag(key));
+        }
+    }
+    sources.push(flags);
+    let config = NodeConfig::resolve(&sources)?;
+    if args.exit_when_stdin_closes {
+        std::thread::spawn(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut sink);
+            std::process::exit(0);
+        });
+    }
+    node::run(node::NodeOptions {
+        config,
+        management: true,
+        chunk_cost: Duration::from_millis(args.chunk_cost_ms),
+    })
+}
+
+fn management<F, Fut>(endpoint: Endpoint, f: F) -> Result<()>
+where
+    F: FnOnce(akkord_management::client::ManagementClient) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let text = endpoint
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let address: SocketAddr = text.parse().with_context(|| {
+        format!(
+            "invalid --endpoint {:?}: expected host:port of a management server, e.g. 127.0.0.1:8558",
+            endpoint.endpoint
+        )
+    })?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(f(akkord_management::client::ManagementClient::new(address)))
 }

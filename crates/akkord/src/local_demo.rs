@@ -7,8 +7,7 @@
 //! duplicate results by chunk id, so every chunk is counted exactly once.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,12 +15,11 @@ use std::time::{Duration, Instant};
 use akkord_actor::{
     Actor, ActorError, ActorRef, ActorResult, ActorSystem, Context, Props, SupervisorStrategy,
 };
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// Text that every machine of this kind has.
-const DEFAULT_INPUT: &str = "/usr/share/common-licenses";
+use crate::text::{count_words, read_inputs, report, Counts, Progress, DEFAULT_INPUT};
 
 /// Settings of one demo run.
 pub struct Options {
@@ -31,8 +29,6 @@ pub struct Options {
     pub fail_worker_after: u64,
     pub chunk_timeout: Duration,
 }
-
-type Counts = HashMap<String, u64>;
 
 /// Runs the demo; returns whether the actors' count equals the single-threaded one.
 pub async fn run(options: Options) -> Result<bool> {
@@ -118,12 +114,6 @@ pub async fn run(options: Options) -> Result<bool> {
 
     let expected = count_words(&lines);
     let words: u64 = totals.values().sum();
-    println!("\ntop 10 words:");
-    let mut top: Vec<(&String, &u64)> = totals.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    for (word, count) in top.into_iter().take(10) {
-        println!("  {count:>8}  {word}");
-    }
     println!(
         "\ncounted {words} words ({} distinct) in {total} chunks with {} workers in {:.2?}; \
          {duplicates} duplicate results dropped",
@@ -131,74 +121,7 @@ pub async fn run(options: Options) -> Result<bool> {
         options.workers,
         elapsed
     );
-    if totals == expected {
-        println!("result: identical to the single-threaded count");
-        Ok(true)
-    } else {
-        let differing = expected
-            .iter()
-            .filter(|(word, count)| totals.get(*word) != Some(count))
-            .count()
-            + totals.keys().filter(|w| !expected.contains_key(*w)).count();
-        println!("result: DIFFERENT from the single-threaded count: {differing} words differ");
-        Ok(false)
-    }
-}
-
-/// Reads every file under `inputs`, following folders, decompressing `.gz` files.
-fn read_inputs(inputs: &[PathBuf]) -> Result<String> {
-    let mut files = Vec::new();
-    for input in inputs {
-        collect_files(input, &mut files)
-            .with_context(|| format!("cannot read input {}", input.display()))?;
-    }
-    files.sort();
-    let mut text = String::new();
-    for file in &files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let bytes = if file.extension().is_some_and(|e| e == "gz") {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&bytes[..])
-                .read_to_end(&mut out)
-                .with_context(|| format!("cannot decompress {}", file.display()))?;
-            out
-        } else {
-            bytes
-        };
-        text.push_str(&String::from_utf8_lossy(&bytes));
-        text.push('\n');
-    }
-    if files.is_empty() {
-        bail!("no input files found under {inputs:?}");
-    }
-    Ok(text)
-}
-
-fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let metadata = std::fs::metadata(path)?;
-    if metadata.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            collect_files(&entry?.path(), files)?;
-        }
-    } else if metadata.is_file() {
-        files.push(path.to_owned());
-    }
-    Ok(())
-}
-
-/// Splits on anything that is not a letter, digit or apostrophe, and lowercases.
-fn count_words(lines: &[String]) -> Counts {
-    let mut counts = Counts::new();
-    for line in lines {
-        for word in line
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-            .filter(|w| !w.is_empty())
-        {
-            *counts.entry(word.to_lowercase()).or_default() += 1;
-        }
-    }
-    counts
+    Ok(report(&totals, &expected, "single-threaded"))
 }
 
 struct ChunkResult {
@@ -377,58 +300,9 @@ impl Actor for Worker {
     }
 }
 
-/// A progress bar on stderr when it is a terminal, otherwise a line every 10 %.
-struct Progress {
-    total: usize,
-    last_decile: usize,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Self {
-            total: total.max(1),
-            last_decile: 0,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn update(&mut self, done: usize) {
-        let percent = done * 100 / self.total;
-        if self.terminal {
-            let filled = percent / 5;
-            eprint!(
-                "\r[{}{}] {percent:>3}% ({done}/{})",
-                "#".repeat(filled),
-                " ".repeat(20 - filled),
-                self.total
-            );
-            let _ = std::io::stderr().flush();
-        } else if percent / 10 > self.last_decile {
-            self.last_decile = percent / 10;
-            eprintln!("progress: {percent}% ({done}/{} chunks)", self.total);
-        }
-    }
-
-    fn finish(&self) {
-        if self.terminal {
-            eprintln!();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn count_words_splits_and_lowercases() {
-        let counts = count_words(&["The cat, the HAT's".to_owned(), "cat".to_owned()]);
-        assert_eq!(counts["the"], 2);
-        assert_eq!(counts["cat"], 2);
-        assert_eq!(counts["hat's"], 1);
-        assert_eq!(counts.len(), 3);
-    }
 
     #[tokio::test]
     async fn demo_with_failures_matches_single_threaded_count() {
