@@ -147,26 +147,30 @@ async fn down_marks_node_down() {
     second.stop().await;
 }
 
-/// NOTE: fails when the downed node has the lower port. The cluster layer on the node that
-/// runs `down` removes and quarantines the Down member about a second later, before the
-/// downed node has received the gossip that marks it Down. The downed node then sees the
-/// other one as unreachable, and its resolver keeps the side with the lowest address, so it
-/// stays Up alone when that is its own. Remove the `ignore` once a downed node always
-/// learns its status, for example by leaving the cluster when a member quarantines it.
+/// The downed node is the one with the lower address: if it never learned that it was
+/// downed, its resolver would keep its own side and it would stay Up alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the cluster layer may remove a downed member before it learns that it is Down"]
 async fn downed_node_stops_being_ready() {
     let (first, second) = two_node_cluster("mgmt-down-ready").await;
-    first
+    let (downer, downed) = if first.address() < second.address() {
+        (&second, &first)
+    } else {
+        (&first, &second)
+    };
+    downer
         .client
-        .down(&second.address().to_string())
+        .down(&downed.address().to_string())
         .await
         .unwrap();
     eventually("downed node is not ready", CLUSTER_TIMEOUT, || async {
-        let (status, _) = second.client.get("/health/ready").await.ok()?;
+        let (status, _) = downed.client.get("/health/ready").await.ok()?;
         (status == 503).then_some(())
     })
     .await;
+    // A node that learned it was downed shuts its actor system down.
+    tokio::time::timeout(CLUSTER_TIMEOUT, downed.system.when_terminated())
+        .await
+        .expect("the downed node shuts down");
 
     first.stop().await;
     second.stop().await;

@@ -23,8 +23,8 @@ use crate::wire::{decode_node_message, encode_node_message};
 /// then it stops anyway. 10 s, the timeout of Akka's `cluster-exiting` shutdown phase.
 const EXITING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Delay before a member removed after leaving is quarantined, so the removal still reaches
-/// it; 5 s, as Akka's `quarantine-removed-node-after`.
+/// Delay before a removed member is quarantined, so the removal still reaches it; 5 s, as
+/// Akka's `quarantine-removed-node-after`.
 const QUARANTINE_REMOVED_AFTER: Duration = Duration::from_secs(5);
 
 /// Owns the node; runs on the daemon thread.
@@ -291,18 +291,20 @@ impl Daemon {
         }
     }
 
-    /// Quarantines a removed incarnation: a downed one at once, one that left after
-    /// [`QUARANTINE_REMOVED_AFTER`], so it can still receive the gossip of its removal and
-    /// stop by itself.
+    /// Quarantines a removed incarnation after [`QUARANTINE_REMOVED_AFTER`], so it can still
+    /// receive the gossip of its removal and stop by itself. That matters for a member that
+    /// was downed while it was still running, for example by `down` from an operator: until
+    /// that gossip arrives it does not know it was downed.
     fn quarantine_removed(&self, node: UniqueAddress, was_down: bool) {
         let transport = self.remote.transport().clone();
-        if was_down {
-            transport.quarantine(&node, "downed and removed from the cluster");
-            return;
-        }
+        let reason = if was_down {
+            "downed and removed from the cluster"
+        } else {
+            "removed from the cluster"
+        };
         tokio::spawn(async move {
             tokio::time::sleep(QUARANTINE_REMOVED_AFTER).await;
-            transport.quarantine(&node, "removed from the cluster");
+            transport.quarantine(&node, reason);
         });
     }
 
