@@ -31,6 +31,11 @@ const SYSTEM: &str = "akkord-demo";
 const STABLE_AFTER: Duration = Duration::from_secs(7);
 /// Chunks sent to the master in one message.
 const SUBMIT_BATCH: usize = 16;
+/// Most text in one chunk. It keeps a chunk, and the counts a worker sends back for it,
+/// well inside the 256 KiB frame limit of the ordinary lane.
+const MAX_CHUNK_BYTES: usize = 32 * 1024;
+/// Most text in one submission to the master.
+const MAX_BATCH_BYTES: usize = 4 * MAX_CHUNK_BYTES;
 /// A submitted chunk the master has not acknowledged within this time is submitted again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// An acknowledged chunk whose counts have not arrived within this time is submitted
@@ -110,10 +115,7 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
     };
     let text = read_inputs(&inputs)?;
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let texts: Vec<String> = lines
-        .chunks(options.chunk_lines)
-        .map(|chunk| chunk.join("\n"))
-        .collect();
+    let texts = make_chunks(&lines, options.chunk_lines)?;
     let reference_started = Instant::now();
     let expected = count_words(&lines);
     let reference_time = reference_started.elapsed();
@@ -191,6 +193,65 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
         }
     });
     result
+}
+
+/// Splits `lines` into chunks of at most `chunk_lines` lines and [`MAX_CHUNK_BYTES`] bytes.
+/// A longer line is cut between words, so the counts do not change.
+///
+/// # Errors
+///
+/// Fails when a line has no word boundary within [`MAX_CHUNK_BYTES`].
+fn make_chunks(lines: &[String], chunk_lines: usize) -> Result<Vec<String>> {
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    let mut current_lines = 0;
+    for line in lines {
+        for piece in split_long_line(line)? {
+            let full =
+                current_lines >= chunk_lines || current.len() + piece.len() + 1 > MAX_CHUNK_BYTES;
+            if current_lines > 0 && full {
+                chunks.push(std::mem::take(&mut current));
+                current_lines = 0;
+            }
+            if current_lines > 0 {
+                current.push('\n');
+            }
+            current.push_str(piece);
+            current_lines += 1;
+        }
+    }
+    if current_lines > 0 {
+        chunks.push(current);
+    }
+    Ok(chunks)
+}
+
+/// Cuts `line` into pieces of at most [`MAX_CHUNK_BYTES`] bytes, each ending after a
+/// character that separates words.
+fn split_long_line(line: &str) -> Result<Vec<&str>> {
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while rest.len() > MAX_CHUNK_BYTES {
+        let mut end = MAX_CHUNK_BYTES;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = rest[..end]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '\''))
+            .map(|(index, c)| index + c.len_utf8());
+        let Some(cut) = cut else {
+            bail!(
+                "the input has a word longer than {MAX_CHUNK_BYTES} bytes, which no chunk can \
+                 hold: leave that file out of --input"
+            );
+        };
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    pieces.push(rest);
+    Ok(pieces)
 }
 
 /// Reserves `count` distinct free loopback ports.
@@ -467,23 +528,26 @@ async fn drive(
             .count();
         let mut room = window.saturating_sub(in_progress);
         let mut batch = Vec::new();
+        let mut batch_bytes = 0;
         for (id, state) in states.iter_mut().enumerate() {
             if room == 0 {
                 break;
             }
             if *state == ChunkState::Unsent {
+                if batch.len() == SUBMIT_BATCH || batch_bytes + texts[id].len() > MAX_BATCH_BYTES {
+                    master_ref.tell(MasterMsg::Submit {
+                        chunks: std::mem::take(&mut batch),
+                    });
+                    batch_bytes = 0;
+                }
                 *state = ChunkState::Sent(now);
                 room -= 1;
+                batch_bytes += texts[id].len();
                 batch.push(Chunk {
                     id: id as u64,
                     text: texts[id].clone(),
                     client: me.clone(),
                 });
-                if batch.len() == SUBMIT_BATCH {
-                    master_ref.tell(MasterMsg::Submit {
-                        chunks: std::mem::take(&mut batch),
-                    });
-                }
             }
         }
         if !batch.is_empty() {
@@ -579,5 +643,38 @@ fn drain_events(
             }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::count_text;
+
+    #[test]
+    fn chunks_keep_counts_and_size_limit() {
+        let long_line = "word, ".repeat(MAX_CHUNK_BYTES / 3);
+        let lines = vec![
+            "The first line".to_owned(),
+            String::new(),
+            long_line,
+            "last line's words".to_owned(),
+        ];
+        let chunks = make_chunks(&lines, 2).unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= MAX_CHUNK_BYTES));
+        let mut counted = Counts::new();
+        for chunk in &chunks {
+            for (word, count) in count_text(chunk) {
+                *counted.entry(word).or_default() += count;
+            }
+        }
+        assert_eq!(counted, count_words(&lines));
+    }
+
+    #[test]
+    fn endless_word_is_rejected() {
+        let lines = vec!["x".repeat(MAX_CHUNK_BYTES + 1)];
+        let error = make_chunks(&lines, 10).unwrap_err();
+        assert!(error.to_string().contains("longer than"), "{error}");
     }
 }

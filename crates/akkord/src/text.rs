@@ -43,11 +43,17 @@ pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<String> {
     Ok(text)
 }
 
+/// Adds `path`, or every file under it when it is a folder. Inside a folder, an entry that
+/// cannot be read, such as a dangling symbolic link, is skipped with a message; a `path`
+/// given by the user that cannot be read is an error.
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let metadata = std::fs::metadata(path)?;
     if metadata.is_dir() {
         for entry in std::fs::read_dir(path)? {
-            collect_files(&entry?.path(), files)?;
+            let entry = entry?.path();
+            if let Err(error) = collect_files(&entry, files) {
+                eprintln!("skipped unreadable input {}: {error}", entry.display());
+            }
         }
     } else if metadata.is_file() {
         files.push(path.to_owned());
