@@ -31,10 +31,10 @@ const SYSTEM: &str = "akkord-demo";
 const STABLE_AFTER: Duration = Duration::from_secs(7);
 /// Chunks sent to the master in one message.
 const SUBMIT_BATCH: usize = 16;
-/// Most text in one chunk. It keeps a chunk, and the counts a worker sends back for it,
+/// Maximum text in one chunk. It keeps a chunk, and the counts a worker sends back for it,
 /// well inside the 256 KiB frame limit of the ordinary lane.
 const MAX_CHUNK_BYTES: usize = 32 * 1024;
-/// Most text in one submission to the master.
+/// Maximum text in one submission to the master.
 const MAX_BATCH_BYTES: usize = 4 * MAX_CHUNK_BYTES;
 /// A submitted chunk the master has not acknowledged within this time is submitted again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -73,7 +73,7 @@ struct NodeProcess {
     alive: bool,
 }
 
-/// What happened, when, for the timeline.
+/// Record of events and their times, for the timeline.
 struct Timeline {
     started: Instant,
     entries: Vec<(Duration, String)>,
@@ -174,7 +174,6 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
         NodeOptions {
             config,
             management: false,
-            chunk_cost: Duration::ZERO,
         },
     )?;
     let result = runtimes.user.block_on(drive(
@@ -192,6 +191,12 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
             let _ = process.child.wait().await;
         }
     });
+    // The logs matter only when something went wrong.
+    if matches!(result, Ok(true)) {
+        let _ = std::fs::remove_dir_all(&log_dir);
+    } else {
+        println!("node logs kept in {}", log_dir.display());
+    }
     result
 }
 
@@ -450,7 +455,7 @@ async fn drive(
                     None => timeline.record(&progress, "work master location unknown; the proxy buffers".to_owned()),
                 }
                 if master_at.is_some() && now_at != master_at {
-                    // A new master knows nothing: submit every uncounted chunk again.
+                    // A new master starts with no chunks, so submit every uncounted chunk again.
                     for state in &mut states {
                         if matches!(state, ChunkState::Sent(_) | ChunkState::Accepted(_)) {
                             *state = ChunkState::Unsent;

@@ -29,13 +29,13 @@ pub(crate) struct ConfigError {
     pub key: String,
     /// The value as given.
     pub value: String,
-    /// Where it came from.
+    /// Source of the value.
     pub origin: SourceName,
-    /// What is accepted.
+    /// Description of the accepted values.
     pub expected: String,
 }
 
-/// Display form of a [`Source`] with the file path or variable name.
+/// Name of a configuration source, with the file path, variable or flag.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct SourceName(String);
 
@@ -73,6 +73,9 @@ pub(crate) struct NodeConfig {
     pub stable_after: Option<Duration>,
     /// Word-count worker actors started on this node when it has the `worker` role.
     pub workers: usize,
+    /// Minimum time a worker spends on one chunk, so that demos last long enough to watch
+    /// failover.
+    pub chunk_cost: Duration,
 }
 
 impl Default for NodeConfig {
@@ -87,6 +90,7 @@ impl Default for NodeConfig {
             management_port: DEFAULT_MANAGEMENT_PORT,
             stable_after: None,
             workers: DEFAULT_WORKERS,
+            chunk_cost: Duration::ZERO,
         }
     }
 }
@@ -122,7 +126,27 @@ pub(crate) const KEYS: &[(&str, &str, &str)] = &[
         "a whole number of seconds from 1 to 3600",
     ),
     ("workers", "AKKORD_WORKERS", "a whole number from 0 to 1024"),
+    (
+        "chunk_cost_ms",
+        "AKKORD_CHUNK_COST_MS",
+        "a whole number of milliseconds from 0 to 60000",
+    ),
 ];
+
+/// Environment variables of the program that are not node settings.
+const OTHER_VARIABLES: &[&str] = &["AKKORD_CONFIG", "AKKORD_MANAGEMENT", "AKKORD_SIM_SEED"];
+
+/// Returns the names among `names` that start with `AKKORD_` but name no setting, so that a
+/// misspelled variable is reported instead of silently ignored.
+pub(crate) fn unknown_variables(names: impl Iterator<Item = String>) -> Vec<String> {
+    names
+        .filter(|name| name.starts_with("AKKORD_"))
+        .filter(|name| {
+            !KEYS.iter().any(|(_, variable, _)| variable == name)
+                && !OTHER_VARIABLES.contains(&name.as_str())
+        })
+        .collect()
+}
 
 /// Values given as text, by key, from one source.
 #[derive(Debug, Default)]
@@ -341,6 +365,13 @@ impl NodeConfig {
                 }
                 self.workers = workers;
             }
+            "chunk_cost_ms" => {
+                let millis: u64 = text()?.parse().map_err(|_| fail())?;
+                if millis > 60_000 {
+                    return Err(fail());
+                }
+                self.chunk_cost = Duration::from_millis(millis);
+            }
             _ => return Err(fail()),
         }
         Ok(())
@@ -420,6 +451,12 @@ mod tests {
         assert!(error.to_string().contains("port"), "{error}");
         let error = RawValues::from_toml("port = \n", "x.toml").unwrap_err();
         assert!(error.to_string().contains("not valid TOML"), "{error}");
+    }
+
+    #[test]
+    fn misspelled_variable_is_reported() {
+        let names = ["AKKORD_PROT", "AKKORD_PORT", "AKKORD_CONFIG", "PATH"].map(String::from);
+        assert_eq!(unknown_variables(names.into_iter()), vec!["AKKORD_PROT"]);
     }
 
     #[test]

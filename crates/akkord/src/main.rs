@@ -1,7 +1,8 @@
 //! The `akkord` command-line program: run a cluster node, talk to a node's management
 //! endpoint, and run the demo.
 
-use std::net::SocketAddr;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,7 +32,7 @@ enum Command {
     /// Runs a cluster node with the word-count service. Settings come from a TOML file,
     /// AKKORD_* environment variables and flags, flags winning.
     Node(NodeArgs),
-    /// Lists the members of the cluster as a node's management endpoint sees them.
+    /// Lists the members of the cluster in the view of a node's management endpoint.
     Members {
         #[command(flatten)]
         endpoint: Endpoint,
@@ -116,10 +117,10 @@ struct NodeArgs {
     /// Word-count worker actors on a node with the worker role [default: 2].
     #[arg(long)]
     workers: Option<String>,
-    /// Least time a worker spends on one chunk, in milliseconds, so that demos last long
-    /// enough to watch failover.
-    #[arg(long, default_value_t = 0)]
-    chunk_cost_ms: u64,
+    /// Minimum time a worker spends on one chunk, in milliseconds, so that demos last long
+    /// enough to watch failover [default: 0].
+    #[arg(long)]
+    chunk_cost_ms: Option<String>,
     /// Exit when standard input closes, so a node never outlives the program that
     /// started it.
     #[arg(long, hide = true)]
@@ -140,7 +141,7 @@ struct DemoArgs {
     /// Worker actors per node.
     #[arg(long, default_value_t = 2)]
     workers_per_node: usize,
-    /// Least time a worker spends on one chunk, in milliseconds; 0 runs at full speed.
+    /// Minimum time a worker spends on one chunk, in milliseconds; 0 runs at full speed.
     #[arg(long, default_value_t = 20)]
     chunk_cost_ms: u64,
     /// Kill (SIGKILL) a node other than the master's after this many chunks are counted
@@ -158,8 +159,8 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's own output tells what happens; the library logs of its client member would
-    // drown it, so they default to errors there. The nodes' logs go to files.
+    // The demo prints its own account of the run, and the library logs of its client
+    // member would drown it, so they default to errors there. The nodes log to files.
     let default_level = match cli.command {
         Command::Demo(_) => "error",
         Command::Members { .. } | Command::Leave { .. } | Command::Down { .. } => "warn",
@@ -171,14 +172,32 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// Joins the messages of `error` and its causes, leaving out a cause whose message is
+/// already part of the text, as when an error prints its source itself.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Runs one subcommand.
@@ -252,6 +271,7 @@ fn run_node(args: NodeArgs) -> Result<()> {
         ("management_port", &args.management_port),
         ("stable_after_secs", &args.stable_after_secs),
         ("workers", &args.workers),
+        ("chunk_cost_ms", &args.chunk_cost_ms),
     ];
     for (key, value) in given {
         if let Some(value) = value {
@@ -260,6 +280,9 @@ fn run_node(args: NodeArgs) -> Result<()> {
     }
     sources.push(flags);
     let config = NodeConfig::resolve(&sources)?;
+    for name in config::unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        tracing::warn!(variable = %name, "ignored environment variable: no setting has this name");
+    }
     if args.exit_when_stdin_closes {
         std::thread::spawn(|| {
             let mut sink = Vec::new();
@@ -270,7 +293,6 @@ fn run_node(args: NodeArgs) -> Result<()> {
     node::run(node::NodeOptions {
         config,
         management: true,
-        chunk_cost: Duration::from_millis(args.chunk_cost_ms),
     })
 }
 
@@ -283,12 +305,17 @@ where
         .endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/');
-    let address: SocketAddr = text.parse().with_context(|| {
-        format!(
-            "invalid --endpoint {:?}: expected host:port of a management server, e.g. 127.0.0.1:8558",
-            endpoint.endpoint
-        )
-    })?;
+    let address: SocketAddr = text
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .with_context(|| {
+            format!(
+                "invalid endpoint {:?} (from --endpoint or AKKORD_MANAGEMENT): expected host:port \
+                 of a management server, e.g. 127.0.0.1:8558",
+                endpoint.endpoint
+            )
+        })?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(f(akkord_management::client::ManagementClient::new(address)))
 }

@@ -11,7 +11,7 @@ use akkord_cluster_tools::receptionist::{ClusterReceptionist, ClusterReceptionis
 use akkord_cluster_tools::singleton::{
     ClusterSingletonManager, ClusterSingletonProxy, SingletonProxy, SingletonSettings,
 };
-use akkord_management::{ManagementServer, ManagementSettings};
+use akkord_management::{ManagementError, ManagementServer, ManagementSettings};
 use akkord_remote::serialization::SerializationRegistry;
 use akkord_remote::transport::TransportError;
 use akkord_remote::{RemoteSystem, RemoteSystemSettings};
@@ -49,14 +49,12 @@ impl Runtimes {
     }
 }
 
-/// What a node runs besides membership.
+/// Services a node runs besides membership.
 pub(crate) struct NodeOptions {
     /// The node's settings.
     pub config: NodeConfig,
     /// Whether to serve the management endpoints.
     pub management: bool,
-    /// Least time a worker spends on one chunk.
-    pub chunk_cost: Duration,
 }
 
 /// A running node.
@@ -101,6 +99,10 @@ pub(crate) fn start(runtimes: &Runtimes, options: NodeOptions) -> Result<Node> {
                     bind.ip()
                 )
             }
+            TransportError::Bind { bind, source } => anyhow!(
+                "cannot bind remoting to {bind}: {source}; check host and port (the host must be \
+                 an address of this machine)"
+            ),
             other => anyhow!(other).context("cannot start remoting"),
         })?;
 
@@ -143,7 +145,7 @@ pub(crate) fn start(runtimes: &Runtimes, options: NodeOptions) -> Result<Node> {
         for index in 0..config.workers {
             system.spawn(
                 &format!("worker-{index}"),
-                Worker::props(master.actor_ref(), node.clone(), options.chunk_cost),
+                Worker::props(master.actor_ref(), node.clone(), config.chunk_cost),
             )?;
         }
     }
@@ -158,7 +160,24 @@ pub(crate) fn start(runtimes: &Runtimes, options: NodeOptions) -> Result<Node> {
                 remote.clone(),
                 system.clone(),
             ))
-            .map_err(|error| anyhow!(error))?;
+            .map_err(|error| match error {
+                ManagementError::Bind { address, source }
+                    if source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    anyhow!(
+                        "management port {} on {} is already in use: stop the process that holds \
+                         it or choose another port with --management-port (or \
+                         AKKORD_MANAGEMENT_PORT, or management_port in the config file; 0 picks \
+                         a free one)",
+                        address.port(),
+                        address.ip()
+                    )
+                }
+                ManagementError::Bind { address, source } => anyhow!(
+                    "cannot serve management on {address}: {source}; check management_host and \
+                     management_port"
+                ),
+            })?;
         Some(server)
     } else {
         None
@@ -192,14 +211,21 @@ pub(crate) fn run(options: NodeOptions) -> Result<()> {
             _ = tokio::signal::ctrl_c() => leave(&node).await,
             _ = terminate.recv() => leave(&node).await,
         }
-        let reason = node.system.coordinated_shutdown().reason();
-        println!("node stopped: {reason:?}");
+        match node.system.coordinated_shutdown().reason() {
+            Some(reason) => println!("node stopped: {reason:?}"),
+            None => println!("node stopped"),
+        }
         anyhow::Ok(())
     })
 }
 
 /// Leaves the cluster and waits, up to a bound, for the removal to shut the node down.
 async fn leave(node: &Node) {
+    if node.cluster.self_member().is_none() {
+        tracing::info!("signal received; this node is not a cluster member, so it stops");
+        node.system.terminate().await;
+        return;
+    }
     tracing::info!("signal received; leaving the cluster");
     let address = node.cluster.self_node().address.clone();
     if let Err(error) = node.cluster.leave(address).await {

@@ -44,8 +44,8 @@ pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<String> {
 }
 
 /// Adds `path`, or every file under it when it is a folder. Inside a folder, an entry that
-/// cannot be read, such as a dangling symbolic link, is skipped with a message; a `path`
-/// given by the user that cannot be read is an error.
+/// cannot be read, such as a dangling symbolic link, is skipped with a message. A `path`
+/// that cannot be read is an error, because the user named it.
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let metadata = std::fs::metadata(path)?;
     if metadata.is_dir() {

@@ -5,15 +5,15 @@
 //! The protocol, in the order messages flow:
 //!
 //! 1. The client submits chunks to the master (through a singleton proxy) with a ref to
-//!    itself; the master answers [`ClientMsg::Accepted`] and queues the chunks it does not
+//!    itself; the master replies [`ClientMsg::Accepted`] and queues the chunks it does not
 //!    already hold.
 //! 2. The master learns workers from the cluster-wide receptionist, watches them and
 //!    tells each new one [`WorkerMsg::WorkAvailable`].
-//! 3. An idle worker asks with [`MasterMsg::RequestWork`]; the master answers with one
-//!    chunk. A worker that finishes sends the counts straight to the client and
+//! 3. An idle worker requests work with [`MasterMsg::RequestWork`]; the master replies with
+//!    one chunk. A worker that finishes sends the counts straight to the client and
 //!    [`MasterMsg::Done`] to the master, which counts as its next request.
-//! 4. When a worker terminates (its node was downed or removed) or leaves the listing, the
-//!    master queues its chunk again at the front and tells the client
+//! 4. When a worker terminates (its node was downed or removed) or leaves the listing (the
+//!    listing leaves out members that are unreachable), the master queues its chunk again at the front and tells the client
 //!    [`ClientMsg::Redispatched`].
 //!
 //! The master's state is not replicated. A new master starts empty; the client submits
@@ -42,8 +42,8 @@ pub(crate) fn worker_key() -> ServiceKey<WorkerMsg> {
 /// How long a chunk may stay with one worker before the master hands it out again. A
 /// worker on a crashed node is noticed sooner, through death watch.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often an idle worker asks for work again, in case a request or the answer was lost
-/// or the master moved.
+/// Interval at which an idle worker requests work again, in case a request or the reply
+/// was lost or the master moved.
 const IDLE_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Registers the service's message types for serialization.
@@ -63,7 +63,7 @@ pub(crate) struct Chunk {
     pub id: u64,
     /// The lines of the chunk, joined by newlines.
     pub text: String,
-    /// Where the counts go.
+    /// Recipient of the counts.
     pub client: ActorRef<ClientMsg>,
 }
 
@@ -72,7 +72,7 @@ pub(crate) struct Chunk {
 pub(crate) enum MasterMsg {
     /// Work from a client.
     Submit { chunks: Vec<Chunk> },
-    /// An idle worker asks for a chunk.
+    /// An idle worker requests a chunk.
     RequestWork { worker: ActorRef<WorkerMsg> },
     /// A worker finished a chunk and is idle.
     Done {
@@ -101,7 +101,7 @@ pub(crate) enum WorkerMsg {
 /// Messages a client receives.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum ClientMsg {
-    /// The master holds these chunks now.
+    /// The master has queued or dispatched these chunks.
     Accepted { chunk_ids: Vec<u64> },
     /// The counts of one chunk, from the worker that counted it.
     Counted {
@@ -210,7 +210,7 @@ impl Master {
     }
 }
 
-/// The node part of a ref's path, for messages to humans.
+/// Returns the node part of a worker's path, for messages to humans.
 pub(crate) fn worker_node(worker: &ActorRef<WorkerMsg>) -> String {
     let path = worker.path();
     match path.find("/user") {
@@ -370,8 +370,8 @@ impl Actor for Worker {
                 });
             }
             WorkerMsg::IdleTick => {
-                // A worker that got work within the last interval is not idle: its Done
-                // asks for the next chunk.
+                // A worker that got work within the last interval is not idle, because its
+                // Done message requests the next chunk.
                 let recent = self
                     .last_work
                     .is_some_and(|at| at.elapsed() < IDLE_REQUEST_INTERVAL);
