@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akkord_actor::address::Address;
+use akkord_actor::address::{Address, UniqueAddress};
 use akkord_actor::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props};
 use akkord_remote::serialization::SerializationRegistry;
 use akkord_remote::{Lane, RemoteSystem, RemoteSystemSettings};
@@ -13,12 +13,26 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{Measured, OneWay, RemoteSizes, ACK_EVERY, ASK_TIMEOUT, PAYLOAD, WINDOW};
+use super::{
+    ControlLatency, Measured, OneWay, RemoteSizes, ACK_EVERY, ASK_TIMEOUT, PAYLOAD, WINDOW,
+};
 
 /// Name of both actor systems.
 const SYSTEM: &str = "bench";
 /// Upper bound on one lookup of an exposed actor.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Name of the actor that receives the large messages.
+const LARGE_SINK: &str = "large-sink";
+/// Path of [`LARGE_SINK`]. The measuring node sends to this path on the large lane.
+const LARGE_SINK_PATH: &str = "/user/large-sink";
+/// Size of one large message's payload, in bytes.
+pub(super) const LARGE_PAYLOAD: usize = 1 << 20;
+/// Maximum number of large messages sent but not yet acknowledged. It is below the large
+/// lane's queue of 256, so none is dropped.
+const LARGE_WINDOW: u64 = 4;
+/// Pause between two control-lane round trips, so the probing leaves the cores to the
+/// stream. The same pause applies with the large lane idle.
+pub(super) const PING_PAUSE: Duration = Duration::from_millis(1);
 
 /// Message of the sink actor.
 #[derive(Serialize, Deserialize)]
@@ -27,6 +41,14 @@ enum SinkMsg {
     Start { ack_to: ActorRef<u64> },
     /// One payload.
     Data(Vec<u8>),
+}
+
+/// A large message, acknowledged with `seq` once the large sink has decoded it.
+#[derive(Serialize, Deserialize)]
+struct Blob {
+    seq: u64,
+    bytes: Vec<u8>,
+    ack_to: ActorRef<u64>,
 }
 
 /// An ask to the pong actor, answered with `seq`.
@@ -41,6 +63,7 @@ fn registry() -> anyhow::Result<SerializationRegistry> {
     registry.register::<u64>("bench.Count")?;
     registry.register::<SinkMsg>("bench.Sink")?;
     registry.register::<Ping>("bench.Ping")?;
+    registry.register::<Blob>("bench.Blob")?;
     Ok(registry)
 }
 
@@ -73,6 +96,18 @@ impl Actor for Sink {
     }
 }
 
+/// Acknowledges every large message with its sequence number.
+struct LargeSink;
+
+impl Actor for LargeSink {
+    type Msg = Blob;
+
+    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: Blob) -> ActorResult {
+        msg.ack_to.tell(msg.seq);
+        Ok(())
+    }
+}
+
 /// Answers every ping with its sequence number.
 struct Pong;
 
@@ -96,25 +131,26 @@ pub(super) async fn serve(stop: impl std::future::Future<Output = ()>) -> anyhow
     .await?;
     remote.expose("sink", &system.spawn("sink", Props::new(Sink::default))?)?;
     remote.expose("pong", &system.spawn("pong", Props::new(|| Pong))?)?;
-    super::announce(&remote.local_address().address.to_string())?;
+    let large_sink = system.spawn(LARGE_SINK, Props::new(|| LargeSink))?;
+    remote.expose(LARGE_SINK, &large_sink)?;
+    // The incarnation (`address#uid`) is announced because control-lane pings name it.
+    super::announce(&remote.local_address().to_string())?;
     stop.await;
     remote.shutdown().await;
     system.terminate().await;
     Ok(())
 }
 
-/// Connects to the serving node at `address` and runs the three workloads.
-pub(super) async fn measure(address: &str, sizes: &RemoteSizes) -> anyhow::Result<Measured> {
-    let address: Address = address
-        .parse()
-        .with_context(|| format!("the akkord child announced `{address}`, not an address"))?;
+/// Connects to the serving node at `announced` (`address#uid`) and runs the four workloads.
+pub(super) async fn measure(announced: &str, sizes: &RemoteSizes) -> anyhow::Result<Measured> {
+    let node = parse_incarnation(announced)?;
+    let address = node.address.clone();
     let system = ActorSystem::new(SYSTEM)?;
-    let remote = RemoteSystem::bind(
-        system.clone(),
-        RemoteSystemSettings::new(SYSTEM),
-        registry()?,
-    )
-    .await?;
+    let mut settings = RemoteSystemSettings::new(SYSTEM);
+    settings
+        .large_message_recipients
+        .push(LARGE_SINK_PATH.to_owned());
+    let remote = RemoteSystem::bind(system.clone(), settings, registry()?).await?;
     let sink: ActorRef<SinkMsg> = remote.lookup(&address, "sink", LOOKUP_TIMEOUT).await?;
     let pong: ActorRef<Ping> = remote.lookup(&address, "pong", LOOKUP_TIMEOUT).await?;
 
@@ -135,6 +171,7 @@ pub(super) async fn measure(address: &str, sizes: &RemoteSizes) -> anyhow::Resul
         });
     let asks = sequential_asks(&pong, sizes.asks, sizes.limit).await;
     let concurrent = concurrent_asks(&pong, sizes).await;
+    let control = control_latency(&system, &remote, &node, sizes).await;
 
     remote.shutdown().await;
     system.terminate().await;
@@ -142,6 +179,102 @@ pub(super) async fn measure(address: &str, sizes: &RemoteSizes) -> anyhow::Resul
         one_way,
         asks,
         concurrent: Some(concurrent),
+        control: Some(control),
+    })
+}
+
+/// Parses the `address#uid` line of the serving child.
+fn parse_incarnation(announced: &str) -> anyhow::Result<UniqueAddress> {
+    let invalid = || format!("the akkord child announced `{announced}`, not `address#uid`");
+    let (address, uid) = announced.rsplit_once('#').with_context(invalid)?;
+    let address: Address = address.parse().with_context(invalid)?;
+    let uid: u64 = uid.parse().with_context(invalid)?;
+    Ok(UniqueAddress::new(address, uid))
+}
+
+/// Measures control-lane round trips (heartbeat request and response) with the large lane
+/// idle, then while `sizes.large_messages` messages of [`LARGE_PAYLOAD`] bytes stream on
+/// the large lane with at most [`LARGE_WINDOW`] unacknowledged.
+async fn control_latency(
+    system: &ActorSystem,
+    remote: &RemoteSystem,
+    node: &UniqueAddress,
+    sizes: &RemoteSizes,
+) -> anyhow::Result<ControlLatency> {
+    let deadline = Instant::now() + sizes.limit;
+    let large_sink: ActorRef<Blob> = remote
+        .lookup(&node.address, LARGE_SINK, LOOKUP_TIMEOUT)
+        .await?;
+    let mut idle = Vec::with_capacity(sizes.idle_pings);
+    for _ in 0..sizes.idle_pings {
+        if Instant::now() > deadline {
+            bail!(
+                "control pings timed out: only {} of {} done within {:?}",
+                idle.len(),
+                sizes.idle_pings,
+                sizes.limit
+            );
+        }
+        idle.push(remote.ping(node, ASK_TIMEOUT).await?);
+        tokio::time::sleep(PING_PAUSE).await;
+    }
+
+    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    let ack_to = ActorRef::from_fn(system, "large-acks", move |seq: u64| {
+        let _ = acks.send(seq);
+    });
+    let total = sizes.large_messages;
+    let dropped_before = remote.transport().stats().dropped_queue_full[Lane::Large.index()];
+    let streaming = async {
+        let started = Instant::now();
+        let (mut sent, mut done) = (0, 0);
+        while done < total {
+            while sent < total && sent - done < LARGE_WINDOW {
+                large_sink.tell(Blob {
+                    seq: sent,
+                    bytes: vec![0x5a; LARGE_PAYLOAD],
+                    ack_to: ack_to.clone(),
+                });
+                sent += 1;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, acked.recv()).await {
+                Ok(Some(_)) => done += 1,
+                _ => bail!(
+                    "large stream timed out: only {done} of {total} messages acknowledged \
+                     within {:?}",
+                    sizes.limit
+                ),
+            }
+        }
+        Ok(started.elapsed())
+    };
+    let mut busy = Vec::new();
+    let probing = async {
+        loop {
+            match remote.ping(node, ASK_TIMEOUT).await {
+                Ok(round_trip) => busy.push(round_trip),
+                Err(error) => return error,
+            }
+            tokio::time::sleep(PING_PAUSE).await;
+        }
+    };
+    // Probing ends only on a failed ping, so the end of the stream ends the measurement.
+    let stream = tokio::select! {
+        stream = streaming => stream,
+        error = probing => {
+            Err(anyhow::Error::from(error).context("control ping during the large stream failed"))
+        }
+    };
+    let stream_elapsed = stream?;
+    let dropped =
+        remote.transport().stats().dropped_queue_full[Lane::Large.index()] - dropped_before;
+    Ok(ControlLatency {
+        idle,
+        busy,
+        large_messages: total,
+        stream_elapsed,
+        dropped,
     })
 }
 

@@ -185,6 +185,7 @@ pub(super) async fn measure(address: &str, sizes: &RemoteSizes) -> anyhow::Resul
         one_way,
         asks,
         concurrent: None,
+        control: None,
     })
 }
 

@@ -2,7 +2,9 @@
 //! measuring, for each remoting framework in turn.
 //!
 //! Workloads: one-way throughput of 100-byte messages, sequential ask round trips (p50, p99,
-//! p99.9) and, for akkord, [`RemoteSizes::askers`] tasks asking concurrently (asks/s).
+//! p99.9) and, for akkord, [`RemoteSizes::askers`] tasks asking concurrently (asks/s) and
+//! control-lane round trips (heartbeats) with the large lane idle and while 1 MiB messages
+//! stream on it.
 //!
 //! The one-way sender keeps an acknowledged window: the receiver acknowledges every
 //! [`ACK_EVERY`] messages and the sender keeps at most [`WINDOW`] unacknowledged. A framework
@@ -95,6 +97,10 @@ pub(crate) struct RemoteSizes {
     pub askers: usize,
     /// Asks of each concurrent task.
     pub asks_per_asker: usize,
+    /// Control-lane round trips timed with the large lane idle.
+    pub idle_pings: usize,
+    /// 1 MiB messages streamed on the large lane while control round trips are timed.
+    pub large_messages: u64,
     /// Upper bound on each workload.
     pub limit: Duration,
 }
@@ -106,6 +112,8 @@ impl RemoteSizes {
             asks: 20_000,
             askers: 64,
             asks_per_asker: 2_000,
+            idle_pings: 2_000,
+            large_messages: 256,
             limit: Duration::from_secs(60),
         }
     }
@@ -116,6 +124,8 @@ impl RemoteSizes {
             asks: 2_000,
             askers: 64,
             asks_per_asker: 200,
+            idle_pings: 200,
+            large_messages: 16,
             limit: Duration::from_secs(20),
         }
     }
@@ -132,6 +142,21 @@ pub(crate) struct OneWay {
     pub dropped: u64,
 }
 
+/// Result of the control-lane workload.
+#[derive(Clone, Debug)]
+pub(crate) struct ControlLatency {
+    /// Round trips with the large lane idle.
+    pub idle: Vec<Duration>,
+    /// Round trips while large messages streamed.
+    pub busy: Vec<Duration>,
+    /// Large messages sent and acknowledged.
+    pub large_messages: u64,
+    /// Time from the first large message to the last acknowledgement.
+    pub stream_elapsed: Duration,
+    /// Large messages the transport dropped on a full queue.
+    pub dropped: u64,
+}
+
 /// Everything one framework measured.
 #[derive(Debug)]
 pub(crate) struct Measured {
@@ -141,6 +166,8 @@ pub(crate) struct Measured {
     pub asks: anyhow::Result<Vec<Duration>>,
     /// Concurrent asks per second, for the frameworks that run that workload.
     pub concurrent: Option<anyhow::Result<f64>>,
+    /// Control-lane round trips, for the frameworks that run that workload.
+    pub control: Option<anyhow::Result<ControlLatency>>,
 }
 
 /// Round-trip percentiles by nearest rank.
@@ -152,6 +179,8 @@ pub(crate) struct Percentiles {
     pub p99: Duration,
     /// 99.9th percentile.
     pub p999: Duration,
+    /// Slowest sample.
+    pub max: Duration,
 }
 
 impl Percentiles {
@@ -166,6 +195,7 @@ impl Percentiles {
             p50: rank(500),
             p99: rank(990),
             p999: rank(999),
+            max: samples[samples.len() - 1],
         })
     }
 }
@@ -218,12 +248,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!(
         "sizes: one-way {} messages of {PAYLOAD} bytes, acknowledged every {ACK_EVERY}, \
          window {WINDOW}; {} sequential asks after {} warm-up; {} askers x {} asks; \
+         control-lane round trips: {} with the large lane idle, then while {} messages of \
+         {} bytes stream on it (a pause of {:?} after each round trip); \
          each workload bounded by {:?}",
         sizes.messages,
         sizes.asks,
         sizes.asks / 10 + 1,
         sizes.askers,
         sizes.asks_per_asker,
+        sizes.idle_pings,
+        sizes.large_messages,
+        akkord_node::LARGE_PAYLOAD,
+        akkord_node::PING_PAUSE,
         sizes.limit
     );
     if results.iter().any(|(f, _)| *f == RemoteFramework::Kameo) {
@@ -256,10 +292,10 @@ fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Me
                 RemoteFramework::RactorCluster => ractor_node::measure(&address, sizes).await,
             }
         };
-        // Three workloads, a warm-up and connection set-up, each bounded by the limit.
-        tokio::time::timeout(sizes.limit * 5, work)
+        // Four workloads, a warm-up and connection set-up, each bounded by the limit.
+        tokio::time::timeout(sizes.limit * 6, work)
             .await
-            .unwrap_or_else(|_| bail!("the run did not finish within {:?}", sizes.limit * 5))
+            .unwrap_or_else(|_| bail!("the run did not finish within {:?}", sizes.limit * 6))
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     server.stop();
@@ -348,6 +384,33 @@ fn render(results: &[(RemoteFramework, anyhow::Result<Measured>)], sizes: &Remot
         Some(Ok(rate)) => Ok(format!("{:.1}", rate / 1e3)),
         Some(Err(e)) => Err(format!("{e:#}")),
     });
+    let control = |m: &Measured, pick: fn(&ControlLatency) -> &Vec<Duration>| match &m.control {
+        None => Ok("not run".to_owned()),
+        Some(Ok(c)) => Percentiles::of(pick(c).clone())
+            .map(|p| {
+                let (p50, p99, max) = (micros(p.p50), micros(p.p99), micros(p.max));
+                format!("{p50} / {p99} / {max} ({} samples)", pick(c).len())
+            })
+            .ok_or_else(|| "no round trips".to_owned()),
+        Some(Err(e)) => Err(format!("{e:#}")),
+    };
+    row(
+        "Control RTT, large lane idle: p50 / p99 / max (µs)",
+        &|m| control(m, |c| &c.idle),
+    );
+    row(
+        "Control RTT, 1 MiB streaming: p50 / p99 / max (µs)",
+        &|m| control(m, |c| &c.busy),
+    );
+    row("1 MiB stream (MiB/s, dropped)", &|m| match &m.control {
+        None => Ok("not run".to_owned()),
+        Some(Ok(c)) => Ok(format!(
+            "{:.0}, {}",
+            c.large_messages as f64 / c.stream_elapsed.as_secs_f64(),
+            c.dropped
+        )),
+        Some(Err(e)) => Err(format!("{e:#}")),
+    });
     out.push('\n');
     for failure in failures {
         let _ = writeln!(out, "- {failure}");
@@ -419,6 +482,7 @@ mod tests {
         assert_eq!(p.p50, Duration::from_micros(500));
         assert_eq!(p.p99, Duration::from_micros(990));
         assert_eq!(p.p999, Duration::from_micros(999));
+        assert_eq!(p.max, Duration::from_micros(1000));
         assert_eq!(Percentiles::of(Vec::new()), None);
     }
 
@@ -432,6 +496,7 @@ mod tests {
             }),
             asks: Ok(vec![Duration::from_micros(60); 10]),
             concurrent: Some(Ok(500_000.0)),
+            control: None,
         };
         let text = goals(&measured);
         assert!(text.contains("1.000 M, missed by 3.0x"), "{text}");

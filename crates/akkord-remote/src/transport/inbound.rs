@@ -186,6 +186,10 @@ enum ReadError {
     Protocol(&'static str),
 }
 
+/// Minimum free space of the read buffer before each read. It has room for hundreds of
+/// small frames, so one system call and one wake-up of the task serve many messages.
+const READ_RESERVE: usize = 64 * 1024;
+
 async fn read_frames(
     inner: &Arc<Inner>,
     mut connection: BoxedConnection,
@@ -198,7 +202,7 @@ async fn read_frames(
         while let Some(frame) = codec.decode(&mut buffer)? {
             dispatch(inner, lane, peer, frame)?;
         }
-        buffer.reserve(8 * 1024);
+        buffer.reserve(READ_RESERVE);
         let n = connection
             .read_buf(&mut buffer)
             .await

@@ -18,7 +18,7 @@ mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use akkord_actor::address::{Address, AddressError, UniqueAddress};
@@ -292,6 +292,7 @@ impl Transport {
             tls,
             associations: Mutex::new(HashMap::new()),
             quarantined: Mutex::new(HashSet::new()),
+            any_quarantined: AtomicBool::new(false),
             receivers: Mutex::new(HashMap::new()),
             inbound_tokens: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
@@ -431,6 +432,8 @@ pub(crate) struct Inner {
     // grows. Removal belongs with the cluster layer's member-removed handling.
     associations: Mutex<HashMap<Address, Arc<Association>>>,
     quarantined: Mutex<HashSet<UniqueAddress>>,
+    /// True once `quarantined` has an entry. Until then quarantine checks skip its lock.
+    any_quarantined: AtomicBool,
     pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
     pub(crate) inbound_tokens: Mutex<HashMap<UniqueAddress, CancellationToken>>,
     pub(crate) shutdown: CancellationToken,
@@ -488,12 +491,16 @@ impl Inner {
     }
 
     pub(crate) fn is_quarantined(&self, peer: &UniqueAddress) -> bool {
-        lock(&self.quarantined).contains(peer)
+        self.any_quarantined.load(Ordering::Acquire) && lock(&self.quarantined).contains(peer)
     }
 
     pub(crate) fn quarantine(self: &Arc<Self>, peer: &UniqueAddress, reason: &str) {
-        if !lock(&self.quarantined).insert(peer.clone()) {
-            return;
+        {
+            let mut quarantined = lock(&self.quarantined);
+            if !quarantined.insert(peer.clone()) {
+                return;
+            }
+            self.any_quarantined.store(true, Ordering::Release);
         }
         warn!(peer = %peer, reason, "quarantined peer incarnation");
         if let Some(token) = lock(&self.inbound_tokens).remove(peer) {
