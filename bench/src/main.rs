@@ -9,10 +9,12 @@
 //! ```
 //!
 //! `cargo run --release -- remote [--quick]` runs the remote benchmark between two processes
-//! on loopback instead (see the `remote` module).
+//! on loopback instead (see the `remote` module), and `cargo run --release -- demo [--quick]`
+//! measures the `akkord demo` cluster (see the `demo` module).
 
 #![forbid(unsafe_code)]
 
+mod demo;
 mod frameworks;
 mod harness;
 mod remote;
@@ -40,7 +42,10 @@ usage: akkord-bench [--quick] [--only WORKLOAD[,WORKLOAD..]] [--framework NAME[,
   --framework    run only these columns: akkord, actix, ractor, kameo, tokio
 
        akkord-bench remote [--quick] [--framework NAME[,NAME..]]
-                 remote benchmark between two processes on loopback";
+                 remote benchmark between two processes on loopback
+
+       akkord-bench demo [--quick] [--input PATH]..
+                 akkord demo throughput with 1, 2 and 3 nodes, and failover times";
 
 /// Command-line options of a table run.
 struct Options {
@@ -59,6 +64,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.first().map(String::as_str) == Some("remote") {
         return remote::run(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("demo") {
+        return demo::run(&args[1..]);
     }
     let options = parse_options(&args)?;
     run_table(&options)
