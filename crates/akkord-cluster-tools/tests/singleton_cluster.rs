@@ -202,9 +202,17 @@ async fn take_over_after_crash() {
     for seq in &buffered {
         proxy.actor_ref().tell(Count(*seq));
     }
+    let dead_letters_before = youngest_node.system.dead_letter_count();
     for seq in OVERFLOW_START..OVERFLOW_START + 50 {
         small.actor_ref().tell(Count(seq));
     }
+    let overflow = 50 - SMALL_BUFFER as u64;
+    wait_for(
+        Duration::from_secs(5),
+        "the messages beyond the small buffer count as dead letters",
+        || youngest_node.system.dead_letter_count() >= dead_letters_before + overflow,
+    )
+    .await;
     assert!(
         !nodes[next].manager.is_active(),
         "the next oldest started before the crashed node was removed"

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use akkord_actor::address::UniqueAddress;
-use akkord_actor::{ActorRef, ActorSystem};
+use akkord_actor::{ActorRef, ActorSystem, DeadLetterReason};
 use akkord_cluster::member::{Member, MemberStatus};
 use akkord_cluster::shell::{Cluster, ClusterState};
 use akkord_remote::RemoteSystem;
@@ -246,9 +246,12 @@ impl<M: Send + 'static> ProxyTask<M> {
             target.tell(message);
             return;
         }
-        // NOTE: dropped messages are counted in the warning only, not in the actor system's
-        // dead letters, because akkord-actor offers no public way to record a dead letter.
         if self.buffer.push(message).is_some() {
+            akkord_actor::remote_support::record_dead_letter::<M>(
+                &self.system,
+                &format!("singleton proxy of {}", self.settings.name),
+                DeadLetterReason::MailboxFull,
+            );
             let now = Instant::now();
             let due = self
                 .last_drop_warning
