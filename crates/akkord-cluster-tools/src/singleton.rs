@@ -100,7 +100,6 @@ mod wire;
 
 use std::time::Duration;
 
-use akkord_actor::ActorRef;
 use akkord_remote::RemoteSystem;
 
 pub use manager::ClusterSingletonManager;
@@ -247,29 +246,12 @@ pub enum SingletonError {
 }
 
 /// Checks that `M` has a manifest in `remote`'s registry.
-///
-/// The registry of a [`RemoteSystem`] is not public, so this exposes a throwaway ref under
-/// a name no user picks, which fails for an unregistered type, and removes it again.
-fn check_registered<M: Send + 'static>(
-    remote: &RemoteSystem,
-    name: &str,
-) -> Result<(), SingletonError> {
-    let probe: ActorRef<M> = ActorRef::from_fn(remote.system(), "singleton-type-check", |_| {});
-    let probe_name = format!(
-        "akkord.singleton.type-check.{name}.{}",
-        rand::random::<u64>()
-    );
-    match remote.expose(&probe_name, &probe) {
-        Ok(()) => {
-            remote.unexpose(&probe_name);
-            Ok(())
-        }
-        Err(akkord_remote::remote::ExposeError::NotRegistered { type_name }) => {
-            Err(SingletonError::NotRegistered { type_name })
-        }
-        // The random name is never taken by a user, and a clash only means the type is
-        // registered.
-        Err(akkord_remote::remote::ExposeError::NameTaken(_)) => Ok(()),
+fn check_registered<M: Send + 'static>(remote: &RemoteSystem) -> Result<(), SingletonError> {
+    match remote.manifest_of::<M>() {
+        Some(_) => Ok(()),
+        None => Err(SingletonError::NotRegistered {
+            type_name: std::any::type_name::<M>(),
+        }),
     }
 }
 

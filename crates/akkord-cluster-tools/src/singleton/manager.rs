@@ -56,7 +56,7 @@ impl ClusterSingletonManager {
         settings: SingletonSettings,
     ) -> Result<Self, SingletonError> {
         settings.validate()?;
-        check_registered::<A::Msg>(remote, &settings.name)?;
+        check_registered::<A::Msg>(remote)?;
         let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE);
         let handler: ProtocolHandler = Arc::new(move |from: &UniqueAddress, payload: Bytes| {
             if inbound_sender.try_send((from.clone(), payload)).is_err() {

@@ -52,7 +52,7 @@ impl ClusterSingletonProxy {
         settings: SingletonSettings,
     ) -> Result<SingletonProxy<M>, SingletonError> {
         settings.validate()?;
-        check_registered::<M>(remote, &settings.name)?;
+        check_registered::<M>(remote)?;
         let (inbox_sender, inbox) = mpsc::unbounded_channel();
         let actor_ref = ActorRef::from_fn(
             system,

@@ -66,6 +66,12 @@ impl RemoteSystem {
         self.encode_exported_ref(ExportedRef::new(actor))
     }
 
+    /// Returns the manifest under which `M` is registered for serialization, `None` when it
+    /// is not registered, so layers above can reject such a type before any message is sent.
+    pub fn manifest_of<M: 'static>(&self) -> Option<&str> {
+        self.core.registry.manifest_of(std::any::TypeId::of::<M>())
+    }
+
     /// Encodes a type-erased ref, as returned by the receptionist's local services.
     ///
     /// # Errors
