@@ -427,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_key_value_and_expectation() {
+    fn bad_values_rejected_with_key() {
         let error = NodeConfig::resolve(&[flag("port", "70000")]).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("port"), "{message}");

@@ -26,7 +26,7 @@ impl Drop for NodeGuard {
 }
 
 #[test]
-fn bad_flag_value_names_key_value_and_expectation() {
+fn bad_flag_value_rejected() {
     let output = Command::new(AKKORD)
         .args(["node", "--port", "99999"])
         .env_remove("AKKORD_CONFIG")
@@ -40,7 +40,7 @@ fn bad_flag_value_names_key_value_and_expectation() {
 }
 
 #[test]
-fn bad_value_in_config_file_and_environment_is_rejected() {
+fn bad_file_and_env_values_rejected() {
     let dir = std::env::temp_dir().join(format!("akkord-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("node.toml");
@@ -89,7 +89,7 @@ fn port_in_use_says_so() {
 }
 
 #[test]
-fn members_and_leave_through_the_management_endpoint() {
+fn members_and_leave_via_management() {
     let port = free_port();
     let management = free_port();
     let address = format!("akkord://cli-test@127.0.0.1:{port}");

@@ -6,12 +6,13 @@ use std::process::Command;
 const AKKORD: &str = env!("CARGO_BIN_EXE_akkord");
 
 #[test]
-fn demo_survives_worker_and_master_kill_with_exact_result() {
+fn demo_with_kills_counts_exactly() {
     let input = "/usr/share/common-licenses/GPL-3";
     assert!(
         std::path::Path::new(input).exists(),
         "{input} is missing; the demo test reads it as real text"
     );
+
     let output = Command::new(AKKORD)
         .args(["demo", "--nodes", "3", "--input", input])
         .args(["--chunk-lines", "10", "--chunk-cost-ms", "40"])
@@ -19,6 +20,7 @@ fn demo_survives_worker_and_master_kill_with_exact_result() {
         .args(["--timeout-secs", "200"])
         .output()
         .unwrap();
+
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -26,6 +28,7 @@ fn demo_survives_worker_and_master_kill_with_exact_result() {
         "demo failed with {}:\n{stdout}\n{stderr}",
         output.status
     );
+
     assert!(stdout.contains("killed worker node"), "{stdout}");
     assert!(stdout.contains("killed the master's node"), "{stdout}");
     assert!(stdout.contains("new master accepts work"), "{stdout}");
