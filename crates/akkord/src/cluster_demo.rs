@@ -8,7 +8,7 @@
 //! acknowledged within a few seconds, and every uncounted chunk when the master moves, are
 //! submitted again, and duplicate counts are dropped by chunk id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -363,6 +363,8 @@ async fn drive(
 
     let work_started = Instant::now();
     let mut states = vec![ChunkState::Unsent; total];
+    // The node each dispatched, uncounted chunk was handed to.
+    let mut holders: HashMap<u64, String> = HashMap::new();
     let mut totals = Counts::new();
     let mut counted = 0_usize;
     let mut duplicates = 0_u64;
@@ -418,7 +420,13 @@ async fn drive(
                             }
                         }
                     }
+                    ClientMsg::Dispatched { chunk_id, node } => {
+                        if states.get(chunk_id as usize) != Some(&ChunkState::Counted) {
+                            holders.insert(chunk_id, node);
+                        }
+                    }
                     ClientMsg::Counted { chunk_id, counts, node } => {
+                        holders.remove(&chunk_id);
                         let Some(state) = states.get_mut(chunk_id as usize) else { continue };
                         if *state == ChunkState::Counted {
                             duplicates += 1;
@@ -473,8 +481,13 @@ async fn drive(
         // Kills.
         if let Some(at) = kill_worker_at {
             if worker_killed.is_none() && counted >= at {
+                // A node that holds uncounted chunks, so that the kill loses work that must
+                // be handed out again.
                 let target = processes.iter_mut().find(|p| {
-                    p.alive && master_at.as_ref().is_some_and(|m| m.address != p.address)
+                    let address = p.address.to_string();
+                    p.alive
+                        && master_at.as_ref().is_some_and(|m| m.address != p.address)
+                        && holders.values().any(|holder| *holder == address)
                 });
                 if let Some(process) = target {
                     process

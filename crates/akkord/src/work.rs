@@ -10,7 +10,7 @@
 //! 2. The master learns workers from the cluster-wide receptionist, watches them and
 //!    tells each new one [`WorkerMsg::WorkAvailable`].
 //! 3. An idle worker requests work with [`MasterMsg::RequestWork`]; the master replies with
-//!    one chunk. A worker that finishes sends the counts straight to the client and
+//!    one chunk and tells the client where it went ([`ClientMsg::Dispatched`]). A worker that finishes sends the counts straight to the client and
 //!    [`MasterMsg::Done`] to the master, which counts as its next request.
 //! 4. When a worker terminates (its node was downed or removed) or leaves the listing (the
 //!    listing leaves out members that are unreachable), the master queues its chunk again at the front and tells the client
@@ -103,6 +103,9 @@ pub(crate) enum WorkerMsg {
 pub(crate) enum ClientMsg {
     /// The master has queued or dispatched these chunks.
     Accepted { chunk_ids: Vec<u64> },
+    /// The master handed a chunk to a worker on `node`; empty for a worker on the
+    /// master's own node.
+    Dispatched { chunk_id: u64, node: String },
     /// The counts of one chunk, from the worker that counted it.
     Counted {
         chunk_id: u64,
@@ -178,6 +181,10 @@ impl Master {
             self.queued.remove(&chunk.id);
             self.in_flight
                 .insert(chunk.id, (chunk.clone(), worker.clone(), Instant::now()));
+            chunk.client.tell(ClientMsg::Dispatched {
+                chunk_id: chunk.id,
+                node: worker_node(&worker),
+            });
             worker.tell(WorkerMsg::Work(chunk));
         }
     }
@@ -210,7 +217,8 @@ impl Master {
     }
 }
 
-/// Returns the node part of a worker's path, for messages to humans.
+/// Returns the node part of a worker's path, `akkord://system@host:port`, or an empty
+/// string for a worker on this node, whose path has no address.
 pub(crate) fn worker_node(worker: &ActorRef<WorkerMsg>) -> String {
     let path = worker.path();
     match path.find("/user") {

@@ -1,5 +1,6 @@
-//! The multi-process demo on a small input, with a worker node and the master's node
-//! killed midway: the cluster's count must equal the single-process count.
+//! The multi-process demo on a small input, with a worker node killed midway, alone and
+//! followed by the master's node: the lost chunks are handed out again, and the cluster's
+//! count must equal the single-process count.
 
 use std::process::Command;
 
@@ -42,4 +43,34 @@ fn demo_with_kills_counts_exactly() {
         .filter_map(|line| line.split("work master runs on ").nth(1))
         .collect();
     assert!(masters.len() >= 2, "the master never moved:\n{stdout}");
+}
+
+#[test]
+fn worker_kill_redispatches_its_chunks() {
+    let output = Command::new(AKKORD)
+        .args([
+            "demo",
+            "--nodes",
+            "3",
+            "--input",
+            "/usr/share/common-licenses/GPL-3",
+        ])
+        .args(["--chunk-lines", "10", "--chunk-cost-ms", "40"])
+        .args(["--kill-worker-after", "10", "--timeout-secs", "120"])
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed with {}:\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("killed worker node"), "{stdout}");
+    assert!(stdout.contains("re-dispatched"), "{stdout}");
+    assert!(
+        stdout.contains("result: identical to the single-process count"),
+        "{stdout}"
+    );
 }
