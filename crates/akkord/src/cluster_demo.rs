@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::config::NodeConfig;
 use crate::node::{self, NodeOptions, Runtimes};
-use crate::text::{count_words, read_inputs, report, Counts, Progress, DEFAULT_INPUT};
+use crate::text::{count_words, report, Counts, Input, Progress};
 use crate::work::{Chunk, ClientMsg, MasterMsg, WORKER_ROLE};
 
 /// Actor system name of the demo cluster.
@@ -108,13 +108,11 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
             kills_wanted + 1
         );
     }
-    let inputs = if options.inputs.is_empty() {
-        vec![PathBuf::from(DEFAULT_INPUT)]
-    } else {
-        options.inputs.clone()
-    };
-    let text = read_inputs(&inputs)?;
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let Input {
+        inputs,
+        text,
+        lines,
+    } = Input::read(&options.inputs)?;
     let texts = make_chunks(&lines, options.chunk_lines)?;
     let reference_started = Instant::now();
     let expected = count_words(&lines);

@@ -19,7 +19,7 @@ use anyhow::{bail, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::text::{count_words, read_inputs, report, Counts, Progress, DEFAULT_INPUT};
+use crate::text::{count_words, report, Counts, Input, Progress};
 
 /// Settings of one demo run.
 pub struct Options {
@@ -38,13 +38,11 @@ pub async fn run(options: Options) -> Result<bool> {
     if options.chunk_lines == 0 {
         bail!("invalid --chunk-lines 0: expected at least 1 line per chunk");
     }
-    let inputs = if options.inputs.is_empty() {
-        vec![PathBuf::from(DEFAULT_INPUT)]
-    } else {
-        options.inputs.clone()
-    };
-    let text = read_inputs(&inputs)?;
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let Input {
+        inputs,
+        text,
+        lines,
+    } = Input::read(&options.inputs)?;
     let chunks: Vec<Vec<String>> = lines
         .chunks(options.chunk_lines)
         .map(<[String]>::to_vec)

@@ -13,8 +13,36 @@ pub(crate) const DEFAULT_INPUT: &str = "/usr/share/common-licenses";
 /// Word frequencies.
 pub(crate) type Counts = HashMap<String, u64>;
 
+/// The text a demo counts.
+pub(crate) struct Input {
+    /// The files and folders read: those given, or [`DEFAULT_INPUT`].
+    pub inputs: Vec<PathBuf>,
+    /// Their text, file after file.
+    pub text: String,
+    /// The lines of `text`.
+    pub lines: Vec<String>,
+}
+
+impl Input {
+    /// Reads `inputs`, or [`DEFAULT_INPUT`] when none are given.
+    pub(crate) fn read(inputs: &[PathBuf]) -> Result<Self> {
+        let inputs = if inputs.is_empty() {
+            vec![PathBuf::from(DEFAULT_INPUT)]
+        } else {
+            inputs.to_vec()
+        };
+        let text = read_inputs(&inputs)?;
+        let lines = text.lines().map(str::to_owned).collect();
+        Ok(Self {
+            inputs,
+            text,
+            lines,
+        })
+    }
+}
+
 /// Reads every file under `inputs`, following folders, decompressing `.gz` files.
-pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<String> {
+fn read_inputs(inputs: &[PathBuf]) -> Result<String> {
     let mut files = Vec::new();
     for input in inputs {
         collect_files(input, &mut files)
