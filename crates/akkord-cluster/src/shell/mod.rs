@@ -264,6 +264,20 @@ impl Cluster {
             events,
             stopped: watch::Sender::new(false),
         });
+        // The cluster decides when a member is gone (downed or removed), not remote death
+        // watch's own heartbeats: a member unreachable for longer than remote watch's
+        // acceptable pause may still come back before the resolver decides.
+        let view = Arc::downgrade(&shared);
+        remote.set_failure_detection_owner(move |node| {
+            view.upgrade().is_some_and(|shared| {
+                shared
+                    .view()
+                    .state
+                    .members
+                    .iter()
+                    .any(|member| member.unique_address == *node)
+            })
+        });
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let daemon = daemon::Daemon::new(
             node,

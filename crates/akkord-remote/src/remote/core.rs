@@ -50,8 +50,14 @@ pub(crate) struct RemoteCore {
     pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     /// Handlers of extension protocols by manifest.
     pub(crate) protocol_handlers: Mutex<ProtocolHandlers>,
+    /// Tells which nodes a layer above, such as a cluster, judges alive or gone itself;
+    /// remote death watch does not declare those gone when their heartbeats stop.
+    pub(crate) detection_owner: Mutex<Option<DetectionOwner>>,
     next_request: AtomicU64,
 }
+
+/// Returns true for a node whose failure a layer above detects itself.
+pub(crate) type DetectionOwner = Arc<dyn Fn(&UniqueAddress) -> bool + Send + Sync>;
 
 /// Local actors that remote nodes can address, by actor id and by exposed name.
 #[derive(Default)]
@@ -88,6 +94,7 @@ impl RemoteCore {
             lookups: Mutex::default(),
             pings: Mutex::default(),
             protocol_handlers: Mutex::default(),
+            detection_owner: Mutex::default(),
             next_request: AtomicU64::new(1),
         })
     }
@@ -315,7 +322,13 @@ impl RemoteCore {
                     self.node_gone(node, &error.to_string());
                 }
             }
+            let owner = lock(&self.detection_owner).clone();
             for node in &output.unreachable {
+                if owner.as_ref().is_some_and(|owned| owned(node)) {
+                    // The layer above decides, for example a cluster through its
+                    // failure detector and split brain resolver.
+                    continue;
+                }
                 warn!(peer = %node, "remote node unreachable by death watch; quarantining it");
                 transport.quarantine(node, "unreachable by remote death watch");
                 self.node_gone(node, "unreachable by remote death watch");

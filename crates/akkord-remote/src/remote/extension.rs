@@ -79,6 +79,18 @@ impl RemoteSystem {
         self.transport.send(to, lane, &envelope)
     }
 
+    /// Hands failure detection of the nodes for which `owns` returns true to the caller:
+    /// remote death watch no longer declares them gone when their heartbeats stop, and the
+    /// caller declares them gone with [`RemoteSystem::declare_node_gone`]. A cluster
+    /// calls this for its members, whose fate its own failure detector and split brain
+    /// resolver decide. A later call replaces the earlier one.
+    pub fn set_failure_detection_owner(
+        &self,
+        owns: impl Fn(&UniqueAddress) -> bool + Send + Sync + 'static,
+    ) {
+        *lock(&self.core.detection_owner) = Some(Arc::new(owns));
+    }
+
     /// Treats incarnation `node` as gone, as when it is quarantined: local watchers of its
     /// actors get `Terminated`, its watches of local actors end, and refs to its actors
     /// lead to dead letters from now on. A cluster calls this when it downs or removes a
