@@ -6,5 +6,7 @@
 pub mod probe;
 pub mod sim;
 pub mod time;
+pub mod wait;
 
 pub use probe::TestProbe;
+pub use wait::wait_until;

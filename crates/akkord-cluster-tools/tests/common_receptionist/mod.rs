@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use akkord_actor::address::{Address, UniqueAddress};
 use akkord_actor::{ActorRef, ActorSystem};
@@ -137,15 +137,8 @@ pub async fn shut_down(nodes: &[Node]) {
 }
 
 /// Polls `condition` every 50 ms until it holds; panics naming `what` after `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+pub async fn wait_until(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    akkord_testkit::wait_until(what, timeout, condition).await;
 }
 
 /// Messages received by a collecting ref.

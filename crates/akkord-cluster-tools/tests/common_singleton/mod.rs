@@ -200,15 +200,8 @@ pub async fn start_cluster(
 }
 
 /// Polls `condition` every 50 ms until it holds; panics with `description` after `deadline`.
-pub async fn wait_for(deadline: Duration, description: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting until {description}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+pub async fn wait_for(deadline: Duration, description: &str, condition: impl FnMut() -> bool) {
+    akkord_testkit::wait_until(description, deadline, condition).await;
 }
 
 /// Returns the indices of `nodes` from oldest to youngest, by the members in the view of `observer`.
