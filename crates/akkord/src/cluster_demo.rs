@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::config::NodeConfig;
 use crate::node::{self, NodeOptions, Runtimes};
-use crate::text::{count_words, report, Counts, Input, Progress};
+use crate::text::{count_words, is_separator, report, Counts, Input, Progress};
 use crate::work::{Chunk, ClientMsg, MasterMsg, WORKER_ROLE};
 
 /// Actor system name of the demo cluster.
@@ -98,14 +98,14 @@ pub(crate) fn run(options: DemoOptions) -> Result<bool> {
     if options.workers_per_node == 0 {
         bail!("invalid --workers-per-node 0: expected at least 1 worker");
     }
-    let kills_wanted = usize::from(options.kill_worker_after != Some(0))
+    let kills_requested = usize::from(options.kill_worker_after != Some(0))
         + usize::from(options.kill_master_after.is_some());
-    if kills_wanted >= options.nodes {
+    if kills_requested >= options.nodes {
         bail!(
-            "invalid --nodes {}: the demo kills {kills_wanted} node(s), so it needs at least {} nodes \
+            "invalid --nodes {}: the demo kills {kills_requested} node(s), so it needs at least {} nodes \
              (or pass --kill-worker-after 0)",
             options.nodes,
-            kills_wanted + 1
+            kills_requested + 1
         );
     }
     let Input {
@@ -242,7 +242,7 @@ fn split_long_line(line: &str) -> Result<Vec<&str>> {
         let cut = rest[..end]
             .char_indices()
             .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '\''))
+            .find(|(_, c)| is_separator(*c))
             .map(|(index, c)| index + c.len_utf8());
         let Some(cut) = cut else {
             bail!(
@@ -479,7 +479,7 @@ async fn drive(
         // Kills.
         if let Some(at) = kill_worker_at {
             if worker_killed.is_none() && counted >= at {
-                // A node that holds uncounted chunks, so that the kill loses work that must
+                // A node with uncounted chunks, so that the kill loses work that must
                 // be handed out again.
                 let target = processes.iter_mut().find(|p| {
                     let address = p.address.to_string();
@@ -615,11 +615,11 @@ async fn drive(
     }
     println!("{summary}");
     let killed = processes.iter().filter(|p| !p.alive).count();
-    let wanted =
+    let requested =
         usize::from(kill_worker_at.is_some()) + usize::from(options.kill_master_after.is_some());
-    if killed < wanted {
+    if killed < requested {
         println!(
-            "note: the work finished before every requested kill happened ({killed} of {wanted})"
+            "note: the work finished before every requested kill happened ({killed} of {requested})"
         );
     }
     Ok(report(&totals, &expected, "single-process"))

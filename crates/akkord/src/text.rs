@@ -93,14 +93,22 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 pub(crate) fn count_words(lines: &[String]) -> Counts {
     let mut counts = Counts::new();
     for line in lines {
-        for word in line
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-            .filter(|w| !w.is_empty())
-        {
-            *counts.entry(word.to_lowercase()).or_default() += 1;
-        }
+        add_words(line, &mut counts);
     }
     counts
+}
+
+/// Returns true for a character that separates words: anything but a letter, a digit or
+/// an apostrophe.
+pub(crate) fn is_separator(c: char) -> bool {
+    !(c.is_alphanumeric() || c == '\'')
+}
+
+/// Adds the lowercased words of `text` to `counts`.
+pub(crate) fn add_words(text: &str, counts: &mut Counts) {
+    for word in text.split(is_separator).filter(|w| !w.is_empty()) {
+        *counts.entry(word.to_lowercase()).or_default() += 1;
+    }
 }
 
 /// A progress bar on stderr when it is a terminal, otherwise a line every 10 %.

@@ -5,8 +5,8 @@
 //! The protocol, in the order messages flow:
 //!
 //! 1. The client submits chunks to the master (through a singleton proxy) with a ref to
-//!    itself; the master replies [`ClientMsg::Accepted`] and queues the chunks it does not
-//!    already hold.
+//!    itself. The master replies [`ClientMsg::Accepted`] and queues the chunks it has not
+//!    queued or dispatched yet.
 //! 2. The master learns workers from the cluster-wide receptionist, watches them and
 //!    tells each new one [`WorkerMsg::WorkAvailable`].
 //! 3. An idle worker requests work with [`MasterMsg::RequestWork`]; the master replies with
@@ -29,6 +29,8 @@ use akkord_actor::{
 use akkord_remote::serialization::{SerializationError, SerializationRegistry};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
+
+use crate::text::{add_words, Counts};
 
 /// Name of the master singleton.
 pub(crate) const MASTER_NAME: &str = "word-count-master";
@@ -116,16 +118,10 @@ pub(crate) enum ClientMsg {
     Redispatched { chunk_ids: Vec<u64>, node: String },
 }
 
-/// Splits on anything that is not a letter, digit or apostrophe, and lowercases: the
-/// same rule as the reference count.
-pub(crate) fn count_text(text: &str) -> HashMap<String, u64> {
-    let mut counts = HashMap::new();
-    for word in text
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .filter(|w| !w.is_empty())
-    {
-        *counts.entry(word.to_lowercase()).or_default() += 1;
-    }
+/// Counts the words of `text` by the rule of the reference count.
+pub(crate) fn count_text(text: &str) -> Counts {
+    let mut counts = Counts::new();
+    add_words(text, &mut counts);
     counts
 }
 
@@ -189,7 +185,7 @@ impl Master {
         }
     }
 
-    fn forget(&mut self, worker: &ActorRef<WorkerMsg>, why: &str) {
+    fn forget(&mut self, worker: &ActorRef<WorkerMsg>, reason: &str) {
         self.known.remove(worker);
         self.idle.retain(|idle| idle != worker);
         let lost: Vec<u64> = self
@@ -208,7 +204,7 @@ impl Master {
             }
         }
         for (client, chunk_ids) in by_client {
-            info!(worker = %worker.path(), chunks = ?chunk_ids, reason = why, "handing out the chunks of a lost worker again");
+            info!(worker = %worker.path(), chunks = ?chunk_ids, reason, "handing out the chunks of a lost worker again");
             client.tell(ClientMsg::Redispatched {
                 chunk_ids,
                 node: node.clone(),
@@ -288,9 +284,9 @@ impl Actor for Master {
                         worker.tell(WorkerMsg::WorkAvailable);
                     }
                 }
-                let gone: Vec<ActorRef<WorkerMsg>> =
+                let unlisted: Vec<ActorRef<WorkerMsg>> =
                     self.known.difference(&listed).cloned().collect();
-                for worker in gone {
+                for worker in unlisted {
                     ctx.unwatch(&worker);
                     self.forget(&worker, "left the receptionist listing");
                 }
