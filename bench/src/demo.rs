@@ -1,7 +1,7 @@
 //! Benchmark of `akkord demo`: words per second with 1, 2 and 3 node processes against the
-//! single-process count of the same input, and the failover times after a worker node or
-//! the master's node is killed: from the kill to the lost chunks handed out again, and to
-//! a new master accepting work.
+//! single-process count of the same input, and failover times. After a worker node is
+//! killed, the time runs to its lost chunks being handed out again. After the master's
+//! node is killed, it runs to a new master accepting work.
 //!
 //! ```text
 //! cargo run --release -- demo [--quick] [--input PATH]...

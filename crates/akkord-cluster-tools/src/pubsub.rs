@@ -91,7 +91,7 @@ impl DistributedPubSub {
     }
 
     /// Sends a copy of `message` to every subscriber of `topic` for type `M` in the
-    /// cluster, as listed on this node now; returns how many subscribers it was sent to.
+    /// cluster, as listed on this node now. Returns the number of subscribers sent to.
     pub fn publish<M: Clone + Send + 'static>(&self, topic: &str, message: M) -> usize {
         let subscribers = self.subscribers::<M>(topic);
         trace!(topic, subscribers = subscribers.len(), "publishing");

@@ -13,8 +13,8 @@
 //! [`gossip_interval`](ClusterReceptionistSettings::gossip_interval) each node sends its
 //! version to the others, and a node that has an older version requests the set. The
 //! messages travel on the control lane without acknowledgement, so the periodic exchange
-//! is what repairs loss. The protocol logic lives in a sans-IO core; this module is the
-//! shell that feeds it from the transport, the cluster events and the local receptionist.
+//! is what repairs loss. The protocol logic is a sans-IO core. This module is the shell
+//! that feeds it from the transport, the cluster events and the local receptionist.
 //!
 //! Guarantees and limits:
 //!

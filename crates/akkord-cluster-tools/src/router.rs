@@ -14,7 +14,7 @@ impl ClusterGroupRouter {
     /// [`ClusterReceptionist`](crate::receptionist::ClusterReceptionist) runs on this node;
     /// without one, the router routes to local registrations only. Remote routees need `M`
     /// registered for serialization on their node and on this one. The routee set follows
-    /// registrations, members joining and members becoming unreachable or removed; a
+    /// registrations, members joining and members becoming unreachable or removed. A
     /// message that arrives while no routee is listed is dropped and logged at `debug`.
     pub fn props<M: Send + 'static>(
         key: ServiceKey<M>,

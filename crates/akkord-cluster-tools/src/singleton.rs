@@ -36,7 +36,7 @@
 //!
 //! # Invariant
 //!
-//! Two copies never run at once, provided the removal margin holds as above: a node
+//! Two copies never run at once, provided the removal margin is long enough as above: a node
 //! starts only when every older member confirmed the hand-over or was removed at least
 //! `removal_margin` ago.
 //!

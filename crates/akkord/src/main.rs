@@ -261,7 +261,7 @@ fn run_node(args: NodeArgs) -> Result<()> {
     }
     sources.push(RawValues::from_env(|name| std::env::var(name).ok()));
     let mut flags = RawValues::default();
-    let given = [
+    let flag_values = [
         ("system", &args.system),
         ("host", &args.host),
         ("port", &args.port),
@@ -273,7 +273,7 @@ fn run_node(args: NodeArgs) -> Result<()> {
         ("workers", &args.workers),
         ("chunk_cost_ms", &args.chunk_cost_ms),
     ];
-    for (key, value) in given {
+    for (key, value) in flag_values {
         if let Some(value) = value {
             flags.push(key, RawValue::Text(value.clone()), SourceName::flag(key));
         }

@@ -10,8 +10,8 @@
 //!    member.
 //! 2. A node that becomes a member gets the local set pushed and a request for its own.
 //! 3. Every gossip interval the core sends the local version to every member.
-//! 4. A status with a newer version than the one held for its sender triggers a request;
-//!    a request is answered with the whole local set.
+//! 4. A status with a newer version than the one stored for its sender triggers a request.
+//!    The reply to a request is the whole local set.
 //! 5. A set with a newer version than the one held replaces it.
 //!
 //! Messages may be lost, duplicated or reordered: versions make a stale set harmless, and

@@ -35,7 +35,7 @@ pub struct ClusterSingletonProxy;
 
 impl ClusterSingletonProxy {
     /// Starts a proxy on this node to the singleton `settings.name`, which accepts messages
-    /// of type `M`. The node needs no role; `settings.role` tells where the singleton runs.
+    /// of type `M`. The node needs no role, because `settings.role` names the members the singleton runs on.
     ///
     /// # Errors
     ///

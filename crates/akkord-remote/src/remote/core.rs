@@ -50,8 +50,8 @@ pub(crate) struct RemoteCore {
     pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     /// Handlers of extension protocols by manifest.
     pub(crate) protocol_handlers: Mutex<ProtocolHandlers>,
-    /// Tells which nodes a layer above, such as a cluster, judges alive or gone itself;
-    /// remote death watch does not declare those gone when their heartbeats stop.
+    /// Predicate for the nodes whose failure a layer above, such as a cluster, detects
+    /// itself. Remote death watch does not declare those gone when their heartbeats stop.
     pub(crate) detection_owner: Mutex<Option<DetectionOwner>>,
     next_request: AtomicU64,
 }

@@ -306,7 +306,7 @@ fn stale_termination_ignored() {
 }
 
 // The randomized simulation below runs several managers against one membership history.
-// Each node sees the history in order but late, messages are delayed and lost, and a
+// Each node receives the history in order but late, messages are delayed and lost, and a
 // crashed node is cut off from everyone until it learns that it was downed.
 
 /// Maximum delay before a node observes a membership change; below the removal margin, as
