@@ -30,6 +30,20 @@ pub trait Serializer<T>: Send + Sync + 'static {
     /// Returns the serializer's error when `value` cannot be represented.
     fn serialize(&self, value: &T) -> Result<Vec<u8>, BoxError>;
 
+    /// Serializes `value`, appending the bytes to `out`.
+    ///
+    /// Remote sends call this with a buffer reused from send to send. The default calls
+    /// [`Serializer::serialize`] and copies; a serializer that can write into `out` directly
+    /// should override it to save the allocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serializer::serialize`]. Bytes already appended may stay in `out`.
+    fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        out.extend_from_slice(&self.serialize(value)?);
+        Ok(())
+    }
+
     /// Deserializes a value from `bytes`.
     ///
     /// # Errors
@@ -45,6 +59,11 @@ pub struct Postcard;
 impl<T: Serialize + DeserializeOwned + 'static> Serializer<T> for Postcard {
     fn serialize(&self, value: &T) -> Result<Vec<u8>, BoxError> {
         Ok(postcard::to_stdvec(value)?)
+    }
+
+    fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        *out = postcard::to_extend(value, std::mem::take(out))?;
+        Ok(())
     }
 
     fn deserialize(&self, bytes: &[u8]) -> Result<T, BoxError> {
@@ -197,6 +216,34 @@ impl SerializationRegistry {
         Ok((codec.manifest(), bytes))
     }
 
+    /// Serializes a boxed `value` of any registered type, appending its bytes to `out`, and
+    /// returns its manifest.
+    ///
+    /// `type_name` names the type in the error when it is not registered.
+    ///
+    /// # Errors
+    ///
+    /// As [`SerializationRegistry::serialize`].
+    pub fn serialize_any_into(
+        &self,
+        value: &(dyn Any + Send),
+        type_name: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Result<&str, SerializationError> {
+        let codec = self
+            .by_type
+            .get(&value.type_id())
+            .ok_or(SerializationError::NotRegistered { type_name })?;
+        codec
+            .serialize_into(value, out)
+            .map_err(|source| SerializationError::Codec {
+                action: "serialize",
+                manifest: codec.manifest().to_owned(),
+                source,
+            })?;
+        Ok(codec.manifest())
+    }
+
     /// Returns the manifest registered for the type with id `type_id`.
     pub fn manifest_of(&self, type_id: TypeId) -> Option<&str> {
         self.by_type.get(&type_id).map(|codec| codec.manifest())
@@ -267,6 +314,7 @@ impl std::fmt::Debug for SerializationRegistry {
 trait ErasedCodec: Send + Sync {
     fn manifest(&self) -> &str;
     fn serialize(&self, value: &dyn Any) -> Result<Vec<u8>, BoxError>;
+    fn serialize_into(&self, value: &dyn Any, out: &mut Vec<u8>) -> Result<(), BoxError>;
     fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError>;
 }
 
@@ -286,6 +334,13 @@ impl<T: Send + 'static, S: Serializer<T>> ErasedCodec for Codec<T, S> {
             .downcast_ref::<T>()
             .ok_or("registry entry holds a different type")?;
         self.serializer.serialize(value)
+    }
+
+    fn serialize_into(&self, value: &dyn Any, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        let value = value
+            .downcast_ref::<T>()
+            .ok_or("registry entry holds a different type")?;
+        self.serializer.serialize_into(value, out)
     }
 
     fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError> {
@@ -364,6 +419,50 @@ mod tests {
             Err(SerializationError::NotRegistered {
                 type_name: "Unregistered"
             })
+        ));
+    }
+
+    /// A serializer without its own `serialize_into`, so the provided method is used.
+    struct Utf8;
+
+    impl Serializer<String> for Utf8 {
+        fn serialize(&self, value: &String) -> Result<Vec<u8>, BoxError> {
+            Ok(value.clone().into_bytes())
+        }
+
+        fn deserialize(&self, bytes: &[u8]) -> Result<String, BoxError> {
+            Ok(String::from_utf8(bytes.to_vec())?)
+        }
+    }
+
+    #[test]
+    fn serialize_any_into_appends_the_same_bytes() {
+        let mut registry = registry();
+        registry
+            .register_with::<String, _>("test.Text", Utf8)
+            .unwrap();
+        let greet: Box<dyn Any + Send> = Box::new(Greet {
+            name: "bo".into(),
+            times: 7,
+        });
+        let text: Box<dyn Any + Send> = Box::new(String::from("hi"));
+        let mut out = b"xy".to_vec();
+        let manifest = registry
+            .serialize_any_into(&*greet, "Greet", &mut out)
+            .unwrap();
+        assert_eq!(manifest, "test.Greet");
+        let (_, expected) = registry.serialize_any(&*greet, "Greet").unwrap();
+        assert_eq!(out[..2], *b"xy");
+        assert_eq!(out[2..], expected[..]);
+        out.clear();
+        let manifest = registry
+            .serialize_any_into(&*text, "String", &mut out)
+            .unwrap();
+        assert_eq!((manifest, out.as_slice()), ("test.Text", &b"hi"[..]));
+        let unregistered: Box<dyn Any + Send> = Box::new(Unregistered);
+        assert!(matches!(
+            registry.serialize_any_into(&*unregistered, "Unregistered", &mut out),
+            Err(SerializationError::NotRegistered { .. })
         ));
     }
 

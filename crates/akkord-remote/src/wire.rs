@@ -227,6 +227,46 @@ impl TryFrom<&UniqueAddressData> for UniqueAddress {
     }
 }
 
+/// Returns the encoded length of a [`UserEnvelope`] without a sender, from its parts.
+pub(crate) fn user_envelope_len(recipient: u64, manifest: &str, payload: &[u8]) -> usize {
+    use prost::encoding::{encoded_len_varint, key_len, uint64};
+    let field = |tag: u32, len: usize| match len {
+        0 => 0,
+        len => key_len(tag) + encoded_len_varint(len as u64) + len,
+    };
+    let recipient_len = match recipient {
+        0 => 0,
+        recipient => uint64::encoded_len(1, &recipient),
+    };
+    recipient_len + field(3, manifest.len()) + field(4, payload.len())
+}
+
+/// Encodes a [`UserEnvelope`] without a sender from its parts, so a send need not build
+/// one. Writes the same bytes as the derived encoder.
+pub(crate) fn encode_user_envelope(
+    recipient: u64,
+    manifest: &str,
+    payload: &[u8],
+    buffer: &mut impl bytes::BufMut,
+) {
+    use prost::encoding::uint64;
+    if recipient != 0 {
+        uint64::encode(1, &recipient, buffer);
+    }
+    encode_bytes_field(3, manifest.as_bytes(), buffer);
+    encode_bytes_field(4, payload, buffer);
+}
+
+/// Encodes a length-delimited field, omitted when empty as proto3 does.
+fn encode_bytes_field(tag: u32, bytes: &[u8], buffer: &mut impl bytes::BufMut) {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    if !bytes.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, buffer);
+        encode_varint(bytes.len() as u64, buffer);
+        buffer.put_slice(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;
@@ -273,5 +313,25 @@ mod tests {
         // Field 15 (length-delimited, empty): a control message kind from a newer version.
         let decoded = ControlFrame::decode([15 << 3 | 2, 0].as_slice()).unwrap();
         assert_eq!(decoded.message, None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn envelope_from_parts_matches_the_derived_encoding(
+            recipient in proptest::prelude::any::<u64>(),
+            manifest in "[a-z.]{0,40}",
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let envelope = UserEnvelope {
+                recipient,
+                sender: None,
+                manifest: manifest.clone(),
+                payload: Bytes::from(payload.clone()),
+            };
+            let mut parts = Vec::new();
+            encode_user_envelope(recipient, &manifest, &payload, &mut parts);
+            proptest::prop_assert_eq!(&parts, &envelope.encode_to_vec());
+            proptest::prop_assert_eq!(user_envelope_len(recipient, &manifest, &payload), parts.len());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! [`RemoteActor`]: the target behind an actor ref to an actor on another node.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 
 use akkord_actor::address::UniqueAddress;
@@ -12,8 +13,15 @@ use tracing::{trace, warn};
 
 use super::core::RemoteCore;
 use crate::transport::{lock, Destination, SendError};
-use crate::wire::UserEnvelope;
 use crate::Lane;
+
+/// Serialized messages up to this size leave their buffer for the thread's next send.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Buffer that outbound messages are serialized into, reused from send to send.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// An actor on another node incarnation, as seen from this node.
 ///
@@ -21,6 +29,8 @@ use crate::Lane;
 /// ref to it shares the local alias id and the watchers.
 pub(crate) struct RemoteActor {
     pub(crate) node: UniqueAddress,
+    /// `node` as the transport's destination, built once.
+    destination: Destination,
     pub(crate) id: u64,
     pub(crate) path: String,
     alias: ActorId,
@@ -49,6 +59,7 @@ impl RemoteActor {
     ) -> Arc<Self> {
         let lane = core.lane_for(&path);
         Arc::new_cyclic(|me| RemoteActor {
+            destination: Destination::Node(node.clone()),
             node,
             id,
             path,
@@ -95,32 +106,6 @@ impl RemoteActor {
             watcher.notify(&actor, failure.clone());
         }
     }
-
-    fn serialize(
-        &self,
-        core: &Arc<RemoteCore>,
-        message: &BoxedMessage,
-        type_name: &'static str,
-    ) -> Option<UserEnvelope> {
-        let resolver = Arc::clone(core) as Arc<dyn akkord_actor::remote_support::ActorRefResolver>;
-        let serialized = with_ref_resolver(resolver, || {
-            core.registry
-                .serialize_any(&**message, type_name)
-                .map(|(manifest, bytes)| (manifest.to_owned(), bytes))
-        });
-        match serialized {
-            Ok((manifest, payload)) => Some(UserEnvelope {
-                recipient: self.id,
-                sender: None,
-                manifest,
-                payload: payload.into(),
-            }),
-            Err(error) => {
-                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
-                None
-            }
-        }
-    }
 }
 
 impl ExternalActor for RemoteActor {
@@ -147,18 +132,38 @@ impl ExternalActor for RemoteActor {
         if self.is_terminated() {
             return Err(ExternalRejection::Stopped(message));
         }
-        let Some(envelope) = self.serialize(&core, &message, type_name) else {
-            return Err(ExternalRejection::Dropped {
-                reason: DeadLetterReason::NotSerializable,
-            });
-        };
-        let destination = Destination::Node(self.node.clone());
         let Some(transport) = core.transport() else {
             return Err(ExternalRejection::Stopped(message));
         };
-        match transport.send(&destination, self.lane, &envelope) {
-            Ok(()) => {
-                trace!(recipient = %self.path(), manifest = %envelope.manifest, "sent remote message");
+        // Taken out of the thread's slot rather than borrowed, so a nested send while
+        // serializing finds an empty buffer instead of a borrowed one.
+        let mut payload = SCRATCH.take();
+        payload.clear();
+        let resolver = Arc::clone(&core) as Arc<dyn akkord_actor::remote_support::ActorRefResolver>;
+        let serialized = with_ref_resolver(resolver, || {
+            core.registry
+                .serialize_any_into(&*message, type_name, &mut payload)
+        });
+        let sent = match serialized {
+            Ok(manifest) => transport
+                .send_parts(&self.destination, self.lane, self.id, manifest, &payload)
+                .map(|()| manifest),
+            Err(error) => {
+                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
+                if payload.capacity() <= SCRATCH_KEPT {
+                    SCRATCH.set(payload);
+                }
+                return Err(ExternalRejection::Dropped {
+                    reason: DeadLetterReason::NotSerializable,
+                });
+            }
+        };
+        if payload.capacity() <= SCRATCH_KEPT {
+            SCRATCH.set(payload);
+        }
+        match sent {
+            Ok(manifest) => {
+                trace!(recipient = %self.path(), manifest, "sent remote message");
                 Ok(())
             }
             Err(SendError::QueueFull { .. }) => Err(ExternalRejection::Dropped {

@@ -14,6 +14,7 @@
 
 mod inbound;
 mod outbound;
+mod queue;
 mod stream;
 
 use std::collections::{HashMap, HashSet};
@@ -27,12 +28,15 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::frame::{encode_frame, Lane};
+use crate::frame::Lane;
 use crate::handshake::HandshakeAcceptor;
 use crate::redelivery::SystemMessageReceiver;
 use crate::settings::RemoteSettings;
 use crate::tls::TlsError;
-use crate::wire::{ControlFrame, ControlMessage, HeartbeatRequest, UserEnvelope};
+use crate::wire::{
+    encode_user_envelope, user_envelope_len, ControlFrame, ControlMessage, HeartbeatRequest,
+    UserEnvelope,
+};
 
 use outbound::Association;
 
@@ -327,23 +331,51 @@ impl Transport {
         lane: Lane,
         envelope: &UserEnvelope,
     ) -> Result<(), SendError> {
-        let max = self.inner.settings.max_frame_len(lane);
-        let frame = match lane {
-            Lane::Control => encode_frame(
-                &ControlFrame {
-                    message: Some(ControlMessage::User(envelope.clone())),
-                },
-                max,
-            ),
-            Lane::Ordinary | Lane::Large => encode_frame(envelope, max),
+        if lane == Lane::Control {
+            let frame = ControlFrame {
+                message: Some(ControlMessage::User(envelope.clone())),
+            };
+            return self.inner.send_control(to, &frame);
         }
-        .map_err(|_| SendError::FrameTooLarge {
-            lane,
-            len: envelope_len(lane, envelope),
-            max,
-        })?;
+        let max = self.inner.settings.max_frame_len(lane);
+        let len = prost::Message::encoded_len(envelope);
+        if len > max {
+            return Err(SendError::FrameTooLarge { lane, len, max });
+        }
         let association = self.inner.association_for(to)?;
-        association.enqueue(&self.inner, lane, to.uid(), frame)
+        association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
+            prost::Message::encode_raw(envelope, buffer)
+        })
+    }
+
+    /// Queues a user message without a sender, encoded from its parts: as [`Transport::send`]
+    /// without building a [`UserEnvelope`].
+    pub(crate) fn send_parts(
+        &self,
+        to: &Destination,
+        lane: Lane,
+        recipient: u64,
+        manifest: &str,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        if lane == Lane::Control {
+            let envelope = UserEnvelope {
+                recipient,
+                sender: None,
+                manifest: manifest.to_owned(),
+                payload: bytes::Bytes::copy_from_slice(payload),
+            };
+            return self.send(to, lane, &envelope);
+        }
+        let max = self.inner.settings.max_frame_len(lane);
+        let len = user_envelope_len(recipient, manifest, payload);
+        if len > max {
+            return Err(SendError::FrameTooLarge { lane, len, max });
+        }
+        let association = self.inner.association_for(to)?;
+        association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
+            encode_user_envelope(recipient, manifest, payload, buffer)
+        })
     }
 
     /// Sends a system message to incarnation `to` with exactly-once, in-order delivery.
@@ -481,13 +513,18 @@ impl Inner {
         frame: &ControlFrame,
     ) -> Result<(), SendError> {
         let max = self.settings.control_frame_max;
-        let bytes = encode_frame(frame, max).map_err(|_| SendError::FrameTooLarge {
-            lane: Lane::Control,
-            len: prost::Message::encoded_len(frame),
-            max,
-        })?;
+        let len = prost::Message::encoded_len(frame);
+        if len > max {
+            return Err(SendError::FrameTooLarge {
+                lane: Lane::Control,
+                len,
+                max,
+            });
+        }
         let association = self.association_for(to)?;
-        association.enqueue(self, Lane::Control, to.uid(), bytes)
+        association.enqueue(self, Lane::Control, to.uid(), len, |buffer| {
+            prost::Message::encode_raw(frame, buffer)
+        })
     }
 
     pub(crate) fn is_quarantined(&self, peer: &UniqueAddress) -> bool {
@@ -554,13 +591,4 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn envelope_len(lane: Lane, envelope: &UserEnvelope) -> usize {
-    match lane {
-        Lane::Control => prost::Message::encoded_len(&ControlFrame {
-            message: Some(ControlMessage::User(envelope.clone())),
-        }),
-        Lane::Ordinary | Lane::Large => prost::Message::encoded_len(envelope),
-    }
 }

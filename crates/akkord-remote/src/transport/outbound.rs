@@ -1,20 +1,21 @@
 //! Outbound side of an association: lane queues, lane writer tasks and the resend ticker.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use akkord_actor::address::{Address, UniqueAddress};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use prost::Message;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, trace, warn};
 
+use super::queue::{Batch, LaneQueue};
 use super::stream::BoxedConnection;
 use super::{lock, Inner, SendError, TransportEvent};
 use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
@@ -28,19 +29,10 @@ use crate::wire::{
     SystemEnvelope, UniqueAddressData, UserEnvelope,
 };
 
-/// A framed message waiting in a lane queue.
-pub(crate) struct Outgoing {
-    /// Incarnation the message is for; `None` for whichever incarnation lives at the address.
-    target_uid: Option<u64>,
-    /// A quarantine notice, the one frame still written to a quarantined incarnation.
-    farewell: bool,
-    frame: Bytes,
-}
-
 /// Association with one remote address and the incarnation living there.
 pub(crate) struct Association {
     remote: Address,
-    queues: [mpsc::Sender<Outgoing>; 3],
+    queues: [LaneQueue; 3],
     state: Mutex<State>,
     /// Bumped when the incarnation changes or is quarantined, so lanes drop their connections.
     generation: watch::Sender<u64>,
@@ -61,12 +53,9 @@ struct State {
 impl Association {
     /// Creates the association and spawns its lane writers and resend ticker.
     pub(crate) fn start(inner: &Arc<Inner>, remote: Address) -> Arc<Self> {
-        let mut receivers = Vec::with_capacity(3);
-        let queues = Lane::ALL.map(|lane| {
-            let (sender, receiver) = mpsc::channel(inner.settings.queue_size(lane).max(1));
-            receivers.push(receiver);
-            sender
-        });
+        let settings = &inner.settings;
+        let queues = Lane::ALL
+            .map(|lane| LaneQueue::new(settings.queue_size(lane), settings.write_batch_max));
         let association = Arc::new(Self {
             remote,
             queues,
@@ -79,13 +68,11 @@ impl Association {
             generation: watch::Sender::new(0),
             last_drop_warn: Mutex::new([None; 3]),
         });
-        for (lane, receiver) in Lane::ALL.into_iter().zip(receivers) {
+        for lane in Lane::ALL {
             let writer = LaneWriter {
                 inner: inner.clone(),
                 association: association.clone(),
                 lane,
-                queue: receiver,
-                pending: VecDeque::new(),
                 generation: association.generation.subscribe(),
             };
             inner.runtime.spawn(writer.run());
@@ -96,18 +83,20 @@ impl Association {
         association
     }
 
-    /// Queues a framed message on `lane`, for incarnation `target_uid` when given.
+    /// Queues a frame on `lane`, for incarnation `target_uid` when given. `encode` writes
+    /// its body of `len` bytes, which the caller checked against the lane's frame limit.
     pub(crate) fn enqueue(
         &self,
         inner: &Inner,
         lane: Lane,
         target_uid: Option<u64>,
-        frame: Bytes,
+        len: usize,
+        encode: impl FnOnce(&mut BytesMut),
     ) -> Result<(), SendError> {
         if let Some(uid) = target_uid {
             self.check_incarnation(uid)?;
         }
-        self.push(inner, lane, target_uid, false, frame)
+        self.push(inner, lane, target_uid, false, len, encode)
     }
 
     /// Numbers a system message, keeps it for redelivery and queues it on the control lane.
@@ -143,9 +132,9 @@ impl Association {
                 return Err(SendError::Quarantined(to.clone()));
             }
         };
-        let frame = encode_frame(&system_frame(seq_nr, envelope), max).unwrap_or_default();
+        let frame = system_frame(seq_nr, envelope);
         // A full control queue loses only this copy: the redelivery buffer resends it.
-        let _ = self.push(inner, Lane::Control, Some(to.uid), false, frame);
+        let _ = self.push_message(inner, Lane::Control, Some(to.uid), false, &frame);
         Ok(())
     }
 
@@ -191,8 +180,8 @@ impl Association {
                 reason: reason.to_owned(),
             })),
         };
-        if let Ok(frame) = encode_frame(&notice, inner.settings.control_frame_max) {
-            let _ = self.push(inner, Lane::Control, Some(peer.uid), true, frame);
+        if notice.encoded_len() <= inner.settings.control_frame_max {
+            let _ = self.push_message(inner, Lane::Control, Some(peer.uid), true, &notice);
         }
         let mut state = lock(&self.state);
         if state.incarnation == Some(peer.uid) {
@@ -225,22 +214,36 @@ impl Association {
         }
     }
 
+    /// Queues `message`, whose length the caller checked against the lane's frame limit.
+    fn push_message(
+        &self,
+        inner: &Inner,
+        lane: Lane,
+        target_uid: Option<u64>,
+        farewell: bool,
+        message: &impl Message,
+    ) -> Result<(), SendError> {
+        let len = message.encoded_len();
+        self.push(inner, lane, target_uid, farewell, len, |buffer| {
+            message.encode_raw(buffer)
+        })
+    }
+
     fn push(
         &self,
         inner: &Inner,
         lane: Lane,
         target_uid: Option<u64>,
         farewell: bool,
-        frame: Bytes,
+        len: usize,
+        encode: impl FnOnce(&mut BytesMut),
     ) -> Result<(), SendError> {
-        let outgoing = Outgoing {
-            target_uid,
-            farewell,
-            frame,
-        };
-        match self.queues[lane.index()].try_send(outgoing) {
+        if inner.shutdown.is_cancelled() {
+            return Err(SendError::ShutDown);
+        }
+        match self.queues[lane.index()].push(target_uid, farewell, len, encode) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(_full) => {
                 let dropped = inner.counters.dropped_queue_full[lane.index()]
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
@@ -250,7 +253,6 @@ impl Association {
                     lane,
                 })
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::ShutDown),
         }
     }
 
@@ -311,8 +313,6 @@ struct LaneWriter {
     inner: Arc<Inner>,
     association: Arc<Association>,
     lane: Lane,
-    queue: mpsc::Receiver<Outgoing>,
-    pending: VecDeque<Outgoing>,
     generation: watch::Receiver<u64>,
 }
 
@@ -347,13 +347,10 @@ impl LaneWriter {
         let mut failures = 0u32;
         loop {
             // Step 1: connect lazily, when a message is waiting.
-            if self.pending.is_empty() {
+            while self.queue().is_empty() {
                 tokio::select! {
                     _ = self.inner.shutdown.cancelled() => return,
-                    item = self.queue.recv() => match item {
-                        Some(item) => self.pending.push_back(item),
-                        None => return,
-                    },
+                    () = self.queue().ready() => {}
                 }
             }
             self.generation.mark_unchanged();
@@ -416,8 +413,7 @@ impl LaneWriter {
                 responder: Some(peer),
                 ..
             }) => {
-                let dropped = self.pending.len() as u64;
-                self.pending.clear();
+                let dropped = self.queue().clear();
                 self.inner
                     .counters
                     .dropped_stale
@@ -497,21 +493,21 @@ impl LaneWriter {
     ) -> Result<Exit, LaneError> {
         let (mut reader, mut writer) = tokio::io::split(connection);
         let mut scratch = [0u8; 64];
-        let mut buffer = BytesMut::new();
         let mut closing = false;
         loop {
-            let frames = self.gather(&mut buffer, peer);
-            if frames > 0 {
+            if let Some(batch) = self.next_batch(peer) {
+                let frames = batch.frames;
                 tokio::select! {
                     _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
                     _ = self.generation.changed(), if !closing => return Ok(Exit::Reconnect),
-                    result = write_batch(&mut writer, &buffer) => result?,
+                    result = write_batch(&mut writer, &batch.bytes) => result?,
                 }
                 let lane = self.lane.index();
                 let counters = &self.inner.counters;
                 counters.frames_sent[lane].fetch_add(frames, Ordering::Relaxed);
                 counters.batches_sent[lane].fetch_add(1, Ordering::Relaxed);
-                trace!(peer = %peer, lane = %self.lane, frames, bytes = buffer.len(), "wrote batch");
+                trace!(peer = %peer, lane = %self.lane, frames, bytes = batch.bytes.len(), "wrote batch");
+                self.queue().recycle(batch.bytes);
                 continue;
             }
             if closing {
@@ -530,44 +526,34 @@ impl LaneWriter {
                 }
                 // Write what is queued (a quarantine notice among it), then reconnect.
                 _ = self.generation.changed() => closing = true,
-                item = self.queue.recv() => match item {
-                    Some(item) => self.pending.push_back(item),
-                    None => return Ok(Exit::Shutdown),
-                },
+                () = self.association.queues[self.lane.index()].ready() => {}
             }
         }
     }
 
-    /// Moves queued frames into `buffer` up to the batch size; returns how many.
-    fn gather(&mut self, buffer: &mut BytesMut, peer: &UniqueAddress) -> u64 {
-        buffer.clear();
+    fn queue(&self) -> &LaneQueue {
+        &self.association.queues[self.lane.index()]
+    }
+
+    /// Takes the next batch to write to `peer`, dropping and counting those for another
+    /// incarnation or for a quarantined one.
+    fn next_batch(&self, peer: &UniqueAddress) -> Option<Batch> {
         let quarantined = self.inner.is_quarantined(peer);
-        let mut frames = 0;
-        let mut stale = 0;
-        while buffer.len() < self.inner.settings.write_batch_max {
-            let item = match self.pending.pop_front() {
-                Some(item) => item,
-                None => match self.queue.try_recv() {
-                    Ok(item) => item,
-                    Err(_) => break,
-                },
-            };
-            let wrong_target = item.target_uid.is_some_and(|uid| uid != peer.uid);
-            if wrong_target || (quarantined && !item.farewell) {
-                stale += 1;
-                continue;
+        loop {
+            let batch = self.queue().take()?;
+            let wrong_target = batch.target_uid.is_some_and(|uid| uid != peer.uid);
+            let barred = quarantined && !batch.farewell;
+            if !wrong_target && !barred {
+                return Some(batch);
             }
-            buffer.extend_from_slice(&item.frame);
-            frames += 1;
-        }
-        if stale > 0 {
+            let stale = batch.frames;
             self.inner
                 .counters
                 .dropped_stale
                 .fetch_add(stale, Ordering::Relaxed);
             debug!(peer = %peer, lane = %self.lane, stale, "dropped messages for another incarnation");
+            self.queue().recycle(batch.bytes);
         }
-        frames
     }
 }
 
@@ -606,13 +592,16 @@ async fn run_resend_ticker(inner: Arc<Inner>, association: Arc<Association>) {
         let (resends, failures) = association.tick_redelivery(Instant::now());
         let max = inner.settings.control_frame_max;
         for (uid, seq_nr, envelope) in resends {
-            if let Ok(frame) = encode_frame(&system_frame(seq_nr, envelope), max) {
-                // A full queue skips this resend; the next tick tries again.
-                let _ = association.queues[Lane::Control.index()].try_send(Outgoing {
-                    target_uid: Some(uid),
-                    farewell: false,
-                    frame,
-                });
+            let frame = system_frame(seq_nr, envelope);
+            let len = frame.encoded_len();
+            if len <= max {
+                // A full queue skips this resend, uncounted; the next tick tries again.
+                let _ = association.queues[Lane::Control.index()].push(
+                    Some(uid),
+                    false,
+                    len,
+                    |buffer| frame.encode_raw(buffer),
+                );
             }
         }
         for (uid, error) in failures {
