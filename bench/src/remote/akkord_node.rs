@@ -39,14 +39,15 @@ pub(super) const PING_PAUSE: Duration = Duration::from_millis(1);
 enum SinkMsg {
     /// Resets the count and names the actor that receives the acknowledgements.
     Start { ack_to: ActorRef<u64> },
-    /// One payload.
-    Data(Vec<u8>),
+    /// One payload, serialized as one byte string rather than a sequence of numbers.
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// A large message, acknowledged with `seq` once the large sink has decoded it.
 #[derive(Serialize, Deserialize)]
 struct Blob {
     seq: u64,
+    #[serde(with = "serde_bytes")]
     bytes: Vec<u8>,
     ack_to: ActorRef<u64>,
 }

@@ -46,7 +46,7 @@ pub(crate) struct Sink {
 
 /// One payload for the sink.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Data(Vec<u8>);
+pub(crate) struct Data(#[serde(with = "serde_bytes")] Vec<u8>);
 
 /// Asks the sink for its count.
 #[derive(Serialize, Deserialize)]
