@@ -10,12 +10,13 @@ use akkord_actor::address::{Address, UniqueAddress};
 use bytes::BytesMut;
 use prost::Message;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, trace, warn};
 
-use super::queue::{Batch, LaneQueue};
+use super::queue::{Batch, IdleSocket, LaneQueue, Pushed, DIRECT_WRITE_GAP};
 use super::stream::BoxedConnection;
 use super::{lock, Inner, SendError, TransportEvent};
 use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
@@ -54,8 +55,13 @@ impl Association {
     /// Creates the association and spawns its lane writers and resend ticker.
     pub(crate) fn start(inner: &Arc<Inner>, remote: Address) -> Arc<Self> {
         let settings = &inner.settings;
-        let queues = Lane::ALL
-            .map(|lane| LaneQueue::new(settings.queue_size(lane), settings.write_batch_max));
+        let queues = Lane::ALL.map(|lane| {
+            LaneQueue::new(
+                settings.queue_size(lane),
+                settings.write_batch_max,
+                DIRECT_WRITE_GAP,
+            )
+        });
         let association = Arc::new(Self {
             remote,
             queues,
@@ -190,6 +196,10 @@ impl Association {
         }
         state.system.remove(&peer.uid);
         drop(state);
+        // Senders must not write to the quarantined peer before the writers notice.
+        for queue in &self.queues {
+            queue.clear_idle();
+        }
         self.generation.send_modify(|generation| *generation += 1);
     }
 
@@ -242,7 +252,13 @@ impl Association {
             return Err(SendError::ShutDown);
         }
         match self.queues[lane.index()].push(target_uid, farewell, len, encode) {
-            Ok(()) => Ok(()),
+            Ok(Pushed::Queued) => Ok(()),
+            Ok(Pushed::Written) => {
+                let counters = &inner.counters;
+                counters.frames_sent[lane.index()].fetch_add(1, Ordering::Relaxed);
+                counters.batches_sent[lane.index()].fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Err(_full) => {
                 let dropped = inner.counters.dropped_queue_full[lane.index()]
                     .fetch_add(1, Ordering::Relaxed)
@@ -432,7 +448,7 @@ impl LaneWriter {
         }
     }
 
-    async fn connect(&self) -> Result<(BoxedConnection, UniqueAddress), LaneError> {
+    async fn connect(&self) -> Result<(Link, UniqueAddress), LaneError> {
         let settings = &self.inner.settings;
         let remote = &self.association.remote;
         let expected = self.association.expected_incarnation();
@@ -447,14 +463,6 @@ impl LaneWriter {
         tcp.set_nodelay(true)?;
 
         let handshake = async {
-            let mut connection: BoxedConnection = match &self.inner.tls {
-                Some((_, connector)) => {
-                    let name = ServerName::try_from(remote.host().to_owned())
-                        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-                    Box::new(connector.connect(name, tcp).await?)
-                }
-                None => Box::new(tcp),
-            };
             let request = build_request(
                 &self.inner.local,
                 expected.as_ref(),
@@ -466,10 +474,20 @@ impl LaneWriter {
                 &encode_frame(&request, MAX_HANDSHAKE_FRAME_LEN)
                     .map_err(|error| io::Error::other(error.to_string()))?,
             );
-            connection.write_all(&opening).await?;
-            connection.flush().await?;
-            let response = read_response(&mut connection).await?;
-            Ok::<_, LaneError>((connection, response))
+            match &self.inner.tls {
+                Some((_, connector)) => {
+                    let name = ServerName::try_from(remote.host().to_owned())
+                        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+                    let mut tls = connector.connect(name, tcp).await?;
+                    let response = exchange(&mut tls, &opening).await?;
+                    Ok::<_, LaneError>((Link::Tls(Box::new(tls)), response))
+                }
+                None => {
+                    let mut tcp = tcp;
+                    let response = exchange(&mut tcp, &opening).await?;
+                    Ok((Link::Plain(tcp), response))
+                }
+            }
         };
         let (connection, response) = tokio::time::timeout(settings.handshake_timeout, handshake)
             .await
@@ -486,12 +504,29 @@ impl LaneWriter {
         Ok((connection, responder))
     }
 
-    async fn write_loop(
+    async fn write_loop(&mut self, link: Link, peer: &UniqueAddress) -> Result<Exit, LaneError> {
+        match link {
+            Link::Plain(tcp) => {
+                let (reader, writer) = tcp.into_split();
+                self.write_batches(reader, LaneSink::Shared(Arc::new(writer)), peer)
+                    .await
+            }
+            Link::Tls(connection) => {
+                let (reader, writer) = tokio::io::split(connection);
+                self.write_batches(reader, LaneSink::Boxed(writer), peer)
+                    .await
+            }
+        }
+    }
+
+    async fn write_batches(
         &mut self,
-        connection: BoxedConnection,
+        mut reader: impl AsyncRead + Unpin,
+        mut writer: LaneSink,
         peer: &UniqueAddress,
     ) -> Result<Exit, LaneError> {
-        let (mut reader, mut writer) = tokio::io::split(connection);
+        let association = self.association.clone();
+        let _withdraw = WithdrawIdle(&association.queues[self.lane.index()]);
         let mut scratch = [0u8; 64];
         let mut closing = false;
         loop {
@@ -500,7 +535,7 @@ impl LaneWriter {
                 tokio::select! {
                     _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
                     _ = self.generation.changed(), if !closing => return Ok(Exit::Reconnect),
-                    result = write_batch(&mut writer, &batch.bytes) => result?,
+                    result = writer.write(&batch.bytes) => result?,
                 }
                 let lane = self.lane.index();
                 let counters = &self.inner.counters;
@@ -513,9 +548,15 @@ impl LaneWriter {
             if closing {
                 return Ok(Exit::Reconnect);
             }
+            if let Some(idle) = writer.idle_socket(peer.uid) {
+                if !self.queue().set_idle(idle) {
+                    // Frames arrived since the last batch was taken.
+                    continue;
+                }
+            }
             // Biased, so a connection the peer closed is noticed before a new batch is
             // written into it and lost.
-            tokio::select! {
+            let woken = tokio::select! {
                 biased;
                 _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
                 read = reader.read(&mut scratch) => {
@@ -525,9 +566,11 @@ impl LaneWriter {
                     });
                 }
                 // Write what is queued (a quarantine notice among it), then reconnect.
-                _ = self.generation.changed() => closing = true,
-                () = self.association.queues[self.lane.index()].ready() => {}
-            }
+                _ = self.generation.changed() => Wake::Replaced,
+                () = self.association.queues[self.lane.index()].ready() => Wake::Frames,
+            };
+            self.queue().clear_idle();
+            closing |= woken == Wake::Replaced;
         }
     }
 
@@ -557,15 +600,82 @@ impl LaneWriter {
     }
 }
 
-async fn write_batch(
-    writer: &mut tokio::io::WriteHalf<BoxedConnection>,
-    buffer: &[u8],
-) -> io::Result<()> {
-    writer.write_all(buffer).await?;
-    writer.flush().await
+/// A connected lane: plain TCP, whose socket senders may share while the writer is idle,
+/// or TLS, written by the writer alone.
+enum Link {
+    Plain(TcpStream),
+    Tls(BoxedConnection),
 }
 
-async fn read_response(connection: &mut BoxedConnection) -> Result<HandshakeResponse, LaneError> {
+/// Write side of a connected lane.
+enum LaneSink {
+    Shared(Arc<OwnedWriteHalf>),
+    Boxed(WriteHalf<BoxedConnection>),
+}
+
+impl LaneSink {
+    async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        match self {
+            LaneSink::Shared(socket) => {
+                while !bytes.is_empty() {
+                    socket.writable().await?;
+                    match socket.try_write(bytes) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => bytes = &bytes[n..],
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(())
+            }
+            LaneSink::Boxed(writer) => {
+                writer.write_all(bytes).await?;
+                writer.flush().await
+            }
+        }
+    }
+
+    /// Returns the socket senders may write to while the writer waits, for plain TCP.
+    fn idle_socket(&self, peer_uid: u64) -> Option<IdleSocket> {
+        match self {
+            LaneSink::Shared(socket) => Some(IdleSocket {
+                socket: socket.clone(),
+                peer_uid,
+            }),
+            LaneSink::Boxed(_) => None,
+        }
+    }
+}
+
+/// What ended a lane writer's wait.
+#[derive(PartialEq, Eq)]
+enum Wake {
+    Frames,
+    Replaced,
+}
+
+/// Withdraws the idle socket when the writer stops using its connection.
+struct WithdrawIdle<'a>(&'a LaneQueue);
+
+impl Drop for WithdrawIdle<'_> {
+    fn drop(&mut self) {
+        self.0.clear_idle();
+    }
+}
+
+/// Writes the preamble and handshake request, then reads the response.
+async fn exchange(
+    connection: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    opening: &[u8],
+) -> Result<HandshakeResponse, LaneError> {
+    connection.write_all(opening).await?;
+    connection.flush().await?;
+    read_response(connection).await
+}
+
+async fn read_response(
+    connection: &mut (impl AsyncRead + Unpin),
+) -> Result<HandshakeResponse, LaneError> {
     let mut header = [0u8; FRAME_HEADER_LEN];
     connection.read_exact(&mut header).await?;
     let len = u32::from_be_bytes(header) as usize;
