@@ -108,12 +108,20 @@ impl FromStr for Address {
 }
 
 /// One incarnation of a node: its address and the random uid it picked at start.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UniqueAddress {
     /// Location of the node.
     pub address: Address,
     /// Random 64-bit number chosen when the node started.
     pub uid: u64,
+}
+
+/// Hashes the uid alone: it is random, so it spreads well, and hashing is cheaper than
+/// over the address's strings. Equal values have equal uids, so they hash alike.
+impl std::hash::Hash for UniqueAddress {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.uid.hash(state);
+    }
 }
 
 impl UniqueAddress {

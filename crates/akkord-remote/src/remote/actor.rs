@@ -12,7 +12,7 @@ use akkord_actor::{ActorError, ActorId, ActorRef, ActorSystem, AnyActorRef, Dead
 use tracing::{trace, warn};
 
 use super::core::RemoteCore;
-use crate::transport::{lock, Destination, SendError};
+use crate::transport::{lock, Destination, RouteCache, SendError};
 use crate::Lane;
 
 /// Serialized messages up to this size leave their buffer for the thread's next send.
@@ -31,6 +31,8 @@ pub(crate) struct RemoteActor {
     pub(crate) node: UniqueAddress,
     /// `node` as the transport's destination, built once.
     destination: Destination,
+    /// The transport's association with `node`, found on the first send.
+    route: RouteCache,
     pub(crate) id: u64,
     pub(crate) path: String,
     alias: ActorId,
@@ -60,6 +62,7 @@ impl RemoteActor {
         let lane = core.lane_for(&path);
         Arc::new_cyclic(|me| RemoteActor {
             destination: Destination::Node(node.clone()),
+            route: RouteCache::default(),
             node,
             id,
             path,
@@ -146,7 +149,14 @@ impl ExternalActor for RemoteActor {
         });
         let sent = match serialized {
             Ok(manifest) => transport
-                .send_parts(&self.destination, self.lane, self.id, manifest, &payload)
+                .send_parts(
+                    &self.destination,
+                    &self.route,
+                    self.lane,
+                    self.id,
+                    manifest,
+                    &payload,
+                )
                 .map(|()| manifest),
             Err(error) => {
                 warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");

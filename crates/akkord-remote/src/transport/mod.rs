@@ -20,7 +20,7 @@ mod stream;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use akkord_actor::address::{Address, AddressError, UniqueAddress};
 use tokio::net::TcpListener;
@@ -95,6 +95,12 @@ pub enum TransportEvent {
         reason: String,
     },
 }
+
+/// The association of one destination, looked up on the first send and kept for the next.
+///
+/// Associations live until the transport shuts down, so a kept one stays valid.
+#[derive(Default)]
+pub(crate) struct RouteCache(OnceLock<Arc<Association>>);
 
 /// Destination of an outbound message: one incarnation, or whichever lives at an address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -349,10 +355,12 @@ impl Transport {
     }
 
     /// Queues a user message without a sender, encoded from its parts: as [`Transport::send`]
-    /// without building a [`UserEnvelope`].
+    /// without building a [`UserEnvelope`]. `route` keeps the association of `to` for the
+    /// next send to the same destination.
     pub(crate) fn send_parts(
         &self,
         to: &Destination,
+        route: &RouteCache,
         lane: Lane,
         recipient: u64,
         manifest: &str,
@@ -372,7 +380,16 @@ impl Transport {
         if len > max {
             return Err(SendError::FrameTooLarge { lane, len, max });
         }
-        let association = self.inner.association_for(to)?;
+        let association = match route.0.get() {
+            Some(association) => {
+                self.inner.check_destination(to)?;
+                association
+            }
+            None => {
+                let association = self.inner.association_for(to)?;
+                route.0.get_or_init(|| association)
+            }
+        };
         association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
             encode_user_envelope(recipient, manifest, payload, buffer)
         })
@@ -474,7 +491,8 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn association_for(self: &Arc<Self>, to: &Destination) -> Result<Arc<Association>, SendError> {
+    /// Returns an error when nothing can be sent to `to`.
+    fn check_destination(&self, to: &Destination) -> Result<(), SendError> {
         if self.shutdown.is_cancelled() {
             return Err(SendError::ShutDown);
         }
@@ -483,6 +501,11 @@ impl Inner {
                 return Err(SendError::Quarantined(node.clone()));
             }
         }
+        Ok(())
+    }
+
+    fn association_for(self: &Arc<Self>, to: &Destination) -> Result<Arc<Association>, SendError> {
+        self.check_destination(to)?;
         let address = to.address();
         if *address == self.local.address {
             return Err(SendError::LocalDestination(address.clone()));
