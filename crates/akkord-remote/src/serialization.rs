@@ -53,6 +53,10 @@ pub trait Serializer<T>: Send + Sync + 'static {
 }
 
 /// Serializer with serde and postcard, a compact binary format.
+///
+/// Serde writes a `Vec<u8>` or `[u8; N]` as a sequence, one call per byte. For byte
+/// payloads, mark the field `#[serde(with = "serde_bytes")]` (the `serde_bytes` crate) or use
+/// `bytes::Bytes` with its `serde` feature, so the bytes are copied in one piece.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Postcard;
 

@@ -12,7 +12,7 @@ use akkord_actor::{ActorError, ActorId, ActorRef, ActorSystem, AnyActorRef, Dead
 use tracing::{trace, warn};
 
 use super::core::RemoteCore;
-use crate::transport::{lock, Destination, RouteCache, SendError};
+use crate::transport::{lock, RouteCache, SendError};
 use crate::Lane;
 
 /// Serialized messages up to this size leave their buffer for the thread's next send.
@@ -29,8 +29,6 @@ thread_local! {
 /// ref to it shares the local alias id and the watchers.
 pub(crate) struct RemoteActor {
     pub(crate) node: UniqueAddress,
-    /// `node` as the transport's destination, built once.
-    destination: Destination,
     /// The transport's association with `node`, found on the first send.
     route: RouteCache,
     pub(crate) id: u64,
@@ -61,7 +59,6 @@ impl RemoteActor {
     ) -> Arc<Self> {
         let lane = core.lane_for(&path);
         Arc::new_cyclic(|me| RemoteActor {
-            destination: Destination::Node(node.clone()),
             route: RouteCache::default(),
             node,
             id,
@@ -150,7 +147,7 @@ impl ExternalActor for RemoteActor {
         let sent = match serialized {
             Ok(manifest) => transport
                 .send_parts(
-                    &self.destination,
+                    &self.node,
                     &self.route,
                     self.lane,
                     self.id,

@@ -356,10 +356,10 @@ impl Transport {
 
     /// Queues a user message without a sender, encoded from its parts: as [`Transport::send`]
     /// without building a [`UserEnvelope`]. `route` keeps the association of `to` for the
-    /// next send to the same destination.
+    /// next send to the same incarnation.
     pub(crate) fn send_parts(
         &self,
-        to: &Destination,
+        to: &UniqueAddress,
         route: &RouteCache,
         lane: Lane,
         recipient: u64,
@@ -373,7 +373,7 @@ impl Transport {
                 manifest: manifest.to_owned(),
                 payload: bytes::Bytes::copy_from_slice(payload),
             };
-            return self.send(to, lane, &envelope);
+            return self.send(&Destination::Node(to.clone()), lane, &envelope);
         }
         let max = self.inner.settings.max_frame_len(lane);
         let len = user_envelope_len(recipient, manifest, payload);
@@ -382,15 +382,15 @@ impl Transport {
         }
         let association = match route.0.get() {
             Some(association) => {
-                self.inner.check_destination(to)?;
+                self.inner.check_node(to)?;
                 association
             }
             None => {
-                let association = self.inner.association_for(to)?;
+                let association = self.inner.association_for(&Destination::Node(to.clone()))?;
                 route.0.get_or_init(|| association)
             }
         };
-        association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
+        association.enqueue(&self.inner, lane, Some(to.uid), len, |buffer| {
             encode_user_envelope(recipient, manifest, payload, buffer)
         })
     }
@@ -491,21 +491,24 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Returns an error when nothing can be sent to `to`.
-    fn check_destination(&self, to: &Destination) -> Result<(), SendError> {
+    /// Returns an error when the transport is shut down or `node` is quarantined.
+    fn check_node(&self, node: &UniqueAddress) -> Result<(), SendError> {
         if self.shutdown.is_cancelled() {
             return Err(SendError::ShutDown);
         }
-        if let Destination::Node(node) = to {
-            if self.is_quarantined(node) {
-                return Err(SendError::Quarantined(node.clone()));
-            }
+        if self.is_quarantined(node) {
+            return Err(SendError::Quarantined(node.clone()));
         }
         Ok(())
     }
 
     fn association_for(self: &Arc<Self>, to: &Destination) -> Result<Arc<Association>, SendError> {
-        self.check_destination(to)?;
+        if self.shutdown.is_cancelled() {
+            return Err(SendError::ShutDown);
+        }
+        if let Destination::Node(node) = to {
+            self.check_node(node)?;
+        }
         let address = to.address();
         if *address == self.local.address {
             return Err(SendError::LocalDestination(address.clone()));
