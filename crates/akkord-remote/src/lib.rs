@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod fast_hash;
 pub mod frame;
 pub mod fuzzing;
 pub mod handshake;

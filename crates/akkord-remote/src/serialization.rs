@@ -7,7 +7,6 @@
 //! unknown or whose payload does not decode, with one warning naming the peer and manifest.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::warn;
 
+use crate::fast_hash::FastMap;
 use crate::wire::UserEnvelope;
 
 /// Error of a [`Serializer`], boxed so serializers can use their own error types.
@@ -115,8 +115,8 @@ pub type AnyMessage = Box<dyn Any + Send>;
 /// Registry of message types, their manifests and serializers.
 #[derive(Default)]
 pub struct SerializationRegistry {
-    by_type: HashMap<TypeId, Arc<dyn ErasedCodec>>,
-    by_manifest: HashMap<String, Arc<dyn ErasedCodec>>,
+    by_type: FastMap<TypeId, Arc<dyn ErasedCodec>>,
+    by_manifest: FastMap<String, Arc<dyn ErasedCodec>>,
 }
 
 impl SerializationRegistry {

@@ -25,6 +25,7 @@ use super::protocol::{
 };
 use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
+use crate::fast_hash::FastMap;
 use crate::serialization::SerializationRegistry;
 use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
@@ -62,7 +63,7 @@ pub(crate) type DetectionOwner = Arc<dyn Fn(&UniqueAddress) -> bool + Send + Syn
 /// Local actors that remote nodes can address, by actor id and by exposed name.
 #[derive(Default)]
 struct Exports {
-    by_id: HashMap<u64, Export>,
+    by_id: FastMap<u64, Export>,
     by_name: HashMap<String, u64>,
 }
 

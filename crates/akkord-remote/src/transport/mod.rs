@@ -306,6 +306,7 @@ impl Transport {
             receivers: Mutex::new(HashMap::new()),
             inbound_tokens: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            shut_down: AtomicBool::new(false),
             counters: Counters::default(),
             accept_task: Mutex::new(None),
         });
@@ -450,6 +451,7 @@ impl Transport {
     /// Stops the listener and every connection task; returns when the listening socket is
     /// closed, so the port can be bound again. Queued messages are dropped.
     pub async fn shutdown(&self) {
+        self.inner.shut_down.store(true, Ordering::Release);
         if !self.inner.shutdown.is_cancelled() {
             info!(node = %self.inner.local, "remote transport stopped");
         }
@@ -486,6 +488,9 @@ pub(crate) struct Inner {
     pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
     pub(crate) inbound_tokens: Mutex<HashMap<UniqueAddress, CancellationToken>>,
     pub(crate) shutdown: CancellationToken,
+    /// Set by [`Transport::shutdown`] before `shutdown` is cancelled, so sends check a flag
+    /// rather than the token's lock.
+    shut_down: AtomicBool,
     pub(crate) counters: Counters,
     accept_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -493,7 +498,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// Returns an error when the transport is shut down or `node` is quarantined.
     fn check_node(&self, node: &UniqueAddress) -> Result<(), SendError> {
-        if self.shutdown.is_cancelled() {
+        if self.is_shut_down() {
             return Err(SendError::ShutDown);
         }
         if self.is_quarantined(node) {
@@ -503,7 +508,7 @@ impl Inner {
     }
 
     fn association_for(self: &Arc<Self>, to: &Destination) -> Result<Arc<Association>, SendError> {
-        if self.shutdown.is_cancelled() {
+        if self.is_shut_down() {
             return Err(SendError::ShutDown);
         }
         if let Destination::Node(node) = to {
@@ -551,6 +556,11 @@ impl Inner {
         association.enqueue(self, Lane::Control, to.uid(), len, |buffer| {
             prost::Message::encode_raw(frame, buffer)
         })
+    }
+
+    /// Returns true once [`Transport::shutdown`] was called.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_quarantined(&self, peer: &UniqueAddress) -> bool {

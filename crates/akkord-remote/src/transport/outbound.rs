@@ -248,7 +248,7 @@ impl Association {
         len: usize,
         encode: impl FnOnce(&mut BytesMut),
     ) -> Result<(), SendError> {
-        if inner.shutdown.is_cancelled() {
+        if inner.is_shut_down() {
             return Err(SendError::ShutDown);
         }
         match self.queues[lane.index()].push(target_uid, farewell, len, encode) {
