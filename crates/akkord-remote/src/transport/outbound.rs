@@ -571,6 +571,11 @@ impl LaneWriter {
             };
             self.queue().clear_idle();
             closing |= woken == Wake::Replaced;
+            if woken == Wake::Frames {
+                // Let the tasks that are ready now run first: tasks woken together, such as
+                // askers woken by one batch of replies, then share one write.
+                tokio::task::yield_now().await;
+            }
         }
     }
 
