@@ -4,7 +4,7 @@
 //! Each lane of an association is a separate outbound TCP connection that this node opens
 //! and only writes to. The peer opens its own connections for the other direction. A lane
 //! connects on its first message, performs the handshake and then writes batches of queued
-//! frames. A lost connection reconnects with exponential backoff while messages wait in the
+//! frames. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`). A lost connection reconnects with exponential backoff while messages wait in the
 //! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
 //! never blocks callers or other associations.
 //!
@@ -200,7 +200,8 @@ pub struct TransportStats {
     pub dropped_stale: u64,
     /// Frames written, per lane.
     pub frames_sent: [u64; 3],
-    /// Write system calls (batches), per lane.
+    /// Writes to the socket, per lane: batches by the lane writer and single frames that
+    /// senders wrote to an idle lane themselves.
     pub batches_sent: [u64; 3],
     /// Frames received and decoded, per lane.
     pub frames_received: [u64; 3],
