@@ -291,13 +291,30 @@ impl SerializationRegistry {
         peer: &UniqueAddress,
         envelope: &UserEnvelope,
     ) -> Option<AnyMessage> {
-        match self.deserialize(&envelope.manifest, &envelope.payload) {
+        self.deserialize_inbound_parts(
+            peer,
+            envelope.recipient,
+            &envelope.manifest,
+            &envelope.payload,
+        )
+    }
+
+    /// Deserializes an inbound message from `peer` to `recipient`, given by the fields of
+    /// its envelope; as [`SerializationRegistry::deserialize_inbound`].
+    pub fn deserialize_inbound_parts(
+        &self,
+        peer: &UniqueAddress,
+        recipient: u64,
+        manifest: &str,
+        payload: &[u8],
+    ) -> Option<AnyMessage> {
+        match self.deserialize(manifest, payload) {
             Ok(message) => Some(message),
             Err(error) => {
                 warn!(
                     peer = %peer,
-                    manifest = %envelope.manifest,
-                    recipient = envelope.recipient,
+                    manifest,
+                    recipient,
                     %error,
                     "dropped inbound message"
                 );

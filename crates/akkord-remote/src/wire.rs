@@ -257,6 +257,61 @@ pub(crate) fn encode_user_envelope(
     encode_bytes_field(4, payload, buffer);
 }
 
+/// A [`UserEnvelope`] without a sender, read from a frame without copying.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UserParts<'a> {
+    pub(crate) recipient: u64,
+    pub(crate) manifest: &'a str,
+    /// A slice of the frame.
+    pub(crate) payload: Bytes,
+}
+
+/// Reads a [`UserEnvelope`] from `frame` when it has no sender and only known fields, each
+/// once; returns `None` otherwise, and for any malformed input, so the caller decodes such
+/// frames with the derived decoder, which applies the full rules and reports errors.
+pub(crate) fn decode_user_parts(frame: &Bytes) -> Option<UserParts<'_>> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut rest: &[u8] = frame;
+    let mut recipient = None;
+    let mut manifest = None;
+    let mut payload = None;
+    while !rest.is_empty() {
+        let (tag, wire_type) = decode_key(&mut rest).ok()?;
+        match (tag, wire_type) {
+            (1, WireType::Varint) if recipient.is_none() => {
+                recipient = Some(decode_varint(&mut rest).ok()?);
+            }
+            (3 | 4, WireType::LengthDelimited) => {
+                let len = usize::try_from(decode_varint(&mut rest).ok()?).ok()?;
+                if len > rest.len() {
+                    return None;
+                }
+                let start = frame.len() - rest.len();
+                let field = start..start + len;
+                rest = &rest[len..];
+                let slot = if tag == 3 {
+                    &mut manifest
+                } else {
+                    &mut payload
+                };
+                if slot.replace(field).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let manifest = match manifest {
+        Some(range) => std::str::from_utf8(&frame[range]).ok()?,
+        None => "",
+    };
+    Some(UserParts {
+        recipient: recipient.unwrap_or(0),
+        manifest,
+        payload: payload.map_or_else(Bytes::new, |range| frame.slice(range)),
+    })
+}
+
 /// Encodes a length-delimited field, omitted when empty as proto3 does.
 fn encode_bytes_field(tag: u32, bytes: &[u8], buffer: &mut impl bytes::BufMut) {
     use prost::encoding::{encode_key, encode_varint, WireType};
@@ -333,5 +388,62 @@ mod tests {
             proptest::prop_assert_eq!(&parts, &envelope.encode_to_vec());
             proptest::prop_assert_eq!(user_envelope_len(recipient, &manifest, &payload), parts.len());
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn user_parts_match_the_derived_decoding(
+            recipient in proptest::prelude::any::<u64>(),
+            manifest in "[a-zé.]{0,40}",
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let mut frame = Vec::new();
+            encode_user_envelope(recipient, &manifest, &payload, &mut frame);
+            let frame = Bytes::from(frame);
+            let parts = decode_user_parts(&frame).expect("a frame from the encoder is read");
+            let derived = UserEnvelope::decode(frame.clone()).unwrap();
+            proptest::prop_assert_eq!(parts.recipient, derived.recipient);
+            proptest::prop_assert_eq!(parts.manifest, derived.manifest.as_str());
+            proptest::prop_assert_eq!(&parts.payload, &derived.payload);
+        }
+
+        #[test]
+        fn user_parts_never_accept_what_derived_rejects(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let frame = Bytes::from(bytes);
+            if let Some(parts) = decode_user_parts(&frame) {
+                let derived = UserEnvelope::decode(frame.clone());
+                proptest::prop_assert!(derived.is_ok(), "parts read from a frame the decoder rejects");
+                let derived = derived.unwrap();
+                proptest::prop_assert_eq!(parts.recipient, derived.recipient);
+                proptest::prop_assert_eq!(parts.manifest, derived.manifest.as_str());
+                proptest::prop_assert_eq!(&parts.payload, &derived.payload);
+                proptest::prop_assert_eq!(derived.sender, None);
+            }
+        }
+    }
+
+    #[test]
+    fn user_parts_leave_senders_and_unknown_fields_to_derived() {
+        let with_sender = UserEnvelope {
+            recipient: 3,
+            sender: Some(ActorRefData::default()),
+            manifest: "m".into(),
+            payload: Bytes::from_static(b"p"),
+        };
+        assert_eq!(decode_user_parts(&with_sender.encode_to_vec().into()), None);
+        let mut unknown = Vec::new();
+        encode_user_envelope(3, "m", b"p", &mut unknown);
+        unknown.extend_from_slice(&[15 << 3, 1]);
+        assert_eq!(decode_user_parts(&unknown.into()), None);
+        assert_eq!(
+            decode_user_parts(&Bytes::new()),
+            Some(UserParts {
+                recipient: 0,
+                manifest: "",
+                payload: Bytes::new(),
+            })
+        );
     }
 }

@@ -357,27 +357,34 @@ impl RemoteCore {
     ///
     /// Decoding runs on the connection task of the lane the message came on, so a large
     /// message delays further reads of that lane only.
-    fn deliver(self: &Arc<Self>, from: &UniqueAddress, envelope: &UserEnvelope) {
+    fn deliver(
+        self: &Arc<Self>,
+        from: &UniqueAddress,
+        recipient: u64,
+        manifest: &str,
+        payload: &[u8],
+    ) {
         let deliver = lock(&self.exports)
             .by_id
-            .get(&envelope.recipient)
+            .get(&recipient)
             .map(|export| export.deliver.clone());
         let Some(deliver) = deliver else {
-            debug!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "dropped message for unknown actor");
-            self.inbound_dead_letter(envelope.recipient, DeadLetterReason::UnknownRecipient);
+            debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
+            self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             return;
         };
         let resolver = Arc::clone(self) as Arc<dyn ActorRefResolver>;
         let message = with_ref_resolver(resolver, || {
-            self.registry.deserialize_inbound(from, envelope)
+            self.registry
+                .deserialize_inbound_parts(from, recipient, manifest, payload)
         });
         let Some(message) = message else {
             return;
         };
-        trace!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "delivering remote message");
+        trace!(peer = %from, recipient, manifest, "delivering remote message");
         if deliver(message).is_err() {
-            debug!(peer = %from, recipient = envelope.recipient, manifest = %envelope.manifest, "dropped message of a type the recipient does not accept");
-            self.inbound_dead_letter(envelope.recipient, DeadLetterReason::UnknownRecipient);
+            debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
+            self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
         }
     }
 
@@ -587,8 +594,36 @@ impl InboundHandler for Handler {
         if envelope.recipient == PROTOCOL_RECIPIENT {
             core.on_protocol_message(from, &envelope);
         } else {
-            core.deliver(from, &envelope);
+            core.deliver(
+                from,
+                envelope.recipient,
+                &envelope.manifest,
+                &envelope.payload,
+            );
         }
+    }
+
+    fn on_user_parts(
+        &self,
+        from: &UniqueAddress,
+        lane: Lane,
+        recipient: u64,
+        manifest: &str,
+        payload: bytes::Bytes,
+    ) {
+        if recipient == PROTOCOL_RECIPIENT {
+            let envelope = UserEnvelope {
+                recipient,
+                sender: None,
+                manifest: manifest.to_owned(),
+                payload,
+            };
+            return self.on_user_message(from, lane, envelope);
+        }
+        let Some(core) = self.0.upgrade() else {
+            return;
+        };
+        core.deliver(from, recipient, manifest, &payload);
     }
 
     fn on_system_message(&self, from: &UniqueAddress, envelope: UserEnvelope) {

@@ -17,7 +17,10 @@ use super::stream::BoxedConnection;
 use super::{lock, Destination, Inner, TransportEvent};
 use crate::frame::{FrameCodec, FrameError, Lane};
 use crate::handshake::{HandshakeProgress, InboundHandshake};
-use crate::wire::{Ack, ControlFrame, ControlMessage, HeartbeatResponse, UserEnvelope};
+use crate::wire::{
+    decode_user_parts, Ack, ControlFrame, ControlMessage, HeartbeatResponse, UserEnvelope,
+    UserParts,
+};
 
 /// Time to wait before accepting again after `accept` fails, for example when the process
 /// runs out of file descriptors.
@@ -225,10 +228,22 @@ fn dispatch(
     inner.counters.frames_received[lane.index()].fetch_add(1, Ordering::Relaxed);
     trace!(peer = %peer, lane = %lane, bytes = frame.len(), "received frame");
     match lane {
-        Lane::Ordinary | Lane::Large => {
-            let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
-            inner.handler.on_user_message(peer, lane, envelope);
-        }
+        Lane::Ordinary | Lane::Large => match decode_user_parts(&frame) {
+            Some(parts) => {
+                let UserParts {
+                    recipient,
+                    manifest,
+                    payload,
+                } = parts;
+                inner
+                    .handler
+                    .on_user_parts(peer, lane, recipient, manifest, payload);
+            }
+            None => {
+                let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
+                inner.handler.on_user_message(peer, lane, envelope);
+            }
+        },
         Lane::Control => {
             let control = ControlFrame::decode(frame).map_err(FrameError::Undecodable)?;
             dispatch_control(inner, peer, control.message)?;

@@ -48,6 +48,30 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// Handles a user message from the incarnation `from`, received on `lane`.
     fn on_user_message(&self, from: &UniqueAddress, lane: Lane, envelope: UserEnvelope);
 
+    /// Handles a user message without a sender from the incarnation `from`, received on
+    /// `lane`, given by its fields; `payload` is a slice of the received frame.
+    ///
+    /// The transport calls this in place of [`InboundHandler::on_user_message`] for the
+    /// messages of the ordinary and large lanes that carry no sender. The default builds the
+    /// [`UserEnvelope`] and calls `on_user_message`; a handler that does not need an owned
+    /// manifest can override it to save that copy.
+    fn on_user_parts(
+        &self,
+        from: &UniqueAddress,
+        lane: Lane,
+        recipient: u64,
+        manifest: &str,
+        payload: bytes::Bytes,
+    ) {
+        let envelope = UserEnvelope {
+            recipient,
+            sender: None,
+            manifest: manifest.to_owned(),
+            payload,
+        };
+        self.on_user_message(from, lane, envelope);
+    }
+
     /// Handles a system message from `from`.
     ///
     /// Per pair of incarnations, each system message is delivered once and in the order
