@@ -144,8 +144,8 @@ impl ExternalActor for RemoteActor {
             core.registry
                 .serialize_any_into(&*message, type_name, &mut payload)
         });
-        let sent = match serialized {
-            Ok(manifest) => transport
+        let sent = serialized.map(|manifest| {
+            transport
                 .send_parts(
                     &self.node,
                     &self.route,
@@ -154,20 +154,20 @@ impl ExternalActor for RemoteActor {
                     manifest,
                     &payload,
                 )
-                .map(|()| manifest),
+                .map(|()| manifest)
+        });
+        if payload.capacity() <= SCRATCH_KEPT {
+            SCRATCH.set(payload);
+        }
+        let sent = match sent {
+            Ok(sent) => sent,
             Err(error) => {
                 warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
-                if payload.capacity() <= SCRATCH_KEPT {
-                    SCRATCH.set(payload);
-                }
                 return Err(ExternalRejection::Dropped {
                     reason: DeadLetterReason::NotSerializable,
                 });
             }
         };
-        if payload.capacity() <= SCRATCH_KEPT {
-            SCRATCH.set(payload);
-        }
         match sent {
             Ok(manifest) => {
                 trace!(recipient = %self.path(), manifest, "sent remote message");

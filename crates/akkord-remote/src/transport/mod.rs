@@ -4,7 +4,8 @@
 //! Each lane of an association is a separate outbound TCP connection that this node opens
 //! and only writes to. The peer opens its own connections for the other direction. A lane
 //! connects on its first message, performs the handshake and then writes batches of queued
-//! frames. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`). A lost connection reconnects with exponential backoff while messages wait in the
+//! frames. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`).
+//! A lost connection reconnects with exponential backoff while messages wait in the
 //! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
 //! never blocks callers or other associations.
 //!
