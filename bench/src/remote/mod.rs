@@ -284,18 +284,25 @@ fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Me
         .build()
         .context("building the measuring runtime")?;
     let address = server.address().to_owned();
+    let owned_sizes = sizes.clone();
+    // The workloads run as a task of the runtime, as an actor's or a service's code would.
+    // A reply then wakes a task on a worker thread, not the parked thread in `block_on`.
+    let work = async move {
+        let sizes = &owned_sizes;
+        match framework {
+            RemoteFramework::Akkord => akkord_node::measure(&address, sizes).await,
+            RemoteFramework::Kameo => kameo_node::measure(&address, sizes).await,
+            RemoteFramework::RactorCluster => ractor_node::measure(&address, sizes).await,
+        }
+    };
+    let limit = sizes.limit * 6;
     let measured = runtime.block_on(async {
-        let work = async {
-            match framework {
-                RemoteFramework::Akkord => akkord_node::measure(&address, sizes).await,
-                RemoteFramework::Kameo => kameo_node::measure(&address, sizes).await,
-                RemoteFramework::RactorCluster => ractor_node::measure(&address, sizes).await,
-            }
-        };
         // Four workloads, a warm-up and connection set-up, each bounded by the limit.
-        tokio::time::timeout(sizes.limit * 6, work)
-            .await
-            .unwrap_or_else(|_| bail!("the run did not finish within {:?}", sizes.limit * 6))
+        match tokio::time::timeout(limit, tokio::spawn(work)).await {
+            Ok(Ok(measured)) => measured,
+            Ok(Err(join)) => Err(anyhow::anyhow!("the measuring task failed: {join}")),
+            Err(_) => bail!("the run did not finish within {limit:?}"),
+        }
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     server.stop();
