@@ -188,8 +188,7 @@ impl LaneQueue {
         state.last_write = Some(now);
         match written {
             Ok(n) if n == bytes.len() => {
-                bytes.clear();
-                state.spare.push(bytes);
+                self.keep_spare(state, bytes);
                 Ok(Pushed::Written)
             }
             // A full socket buffer or a failed connection: the writer sends the rest, or
@@ -228,15 +227,18 @@ impl LaneQueue {
     }
 
     /// Returns the buffer of a written batch for reuse.
-    pub(crate) fn recycle(&self, mut bytes: BytesMut) {
-        if bytes.capacity() > 2 * self.batch_max {
+    pub(crate) fn recycle(&self, bytes: BytesMut) {
+        self.keep_spare(&mut lock(&self.state), bytes);
+    }
+
+    /// Keeps `bytes` for a later batch, unless enough are kept or it outgrew two batches,
+    /// as a buffer that carried one large frame does.
+    fn keep_spare(&self, state: &mut QueueState, mut bytes: BytesMut) {
+        if bytes.capacity() > 2 * self.batch_max || state.spare.len() >= SPARE_BUFFERS {
             return;
         }
         bytes.clear();
-        let mut state = lock(&self.state);
-        if state.spare.len() < SPARE_BUFFERS {
-            state.spare.push(bytes);
-        }
+        state.spare.push(bytes);
     }
 
     /// Returns true when no frame waits.
