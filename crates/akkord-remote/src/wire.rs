@@ -120,6 +120,18 @@ pub struct UserEnvelope {
     pub payload: Bytes,
 }
 
+impl UserEnvelope {
+    /// Creates an envelope without a sender.
+    pub fn without_sender(recipient: u64, manifest: &str, payload: impl Into<Bytes>) -> Self {
+        Self {
+            recipient,
+            sender: None,
+            manifest: manifest.to_owned(),
+            payload: payload.into(),
+        }
+    }
+}
+
 /// A system message (watch, unwatch, terminated and the like) with its sequence number.
 ///
 /// Sequence numbers start at 1 for each pair of sender and receiver incarnations.

@@ -253,12 +253,7 @@ impl RemoteCore {
         let Some(transport) = self.transport() else {
             return;
         };
-        let envelope = UserEnvelope {
-            recipient: PROTOCOL_RECIPIENT,
-            sender: None,
-            manifest: manifest.to_owned(),
-            payload: payload.into(),
-        };
+        let envelope = UserEnvelope::without_sender(PROTOCOL_RECIPIENT, manifest, payload);
         if let Err(error) = transport.send_system(node, envelope) {
             debug!(peer = %node, manifest, %error, "death watch message not sent");
             self.node_gone(node, &error.to_string());
@@ -438,12 +433,8 @@ impl RemoteCore {
                 .map(|(_, _, manifest, _)| manifest)
                 .unwrap_or_default(),
         };
-        let envelope = UserEnvelope {
-            recipient: PROTOCOL_RECIPIENT,
-            sender: None,
-            manifest: LOOKUP_REPLY.to_owned(),
-            payload: reply.encode_to_vec().into(),
-        };
+        let envelope =
+            UserEnvelope::without_sender(PROTOCOL_RECIPIENT, LOOKUP_REPLY, reply.encode_to_vec());
         if let Err(error) =
             transport.send(&Destination::Node(from.clone()), Lane::Ordinary, &envelope)
         {
@@ -612,12 +603,7 @@ impl InboundHandler for Handler {
         payload: bytes::Bytes,
     ) {
         if recipient == PROTOCOL_RECIPIENT {
-            let envelope = UserEnvelope {
-                recipient,
-                sender: None,
-                manifest: manifest.to_owned(),
-                payload,
-            };
+            let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
             return self.on_user_message(from, lane, envelope);
         }
         let Some(core) = self.0.upgrade() else {

@@ -64,12 +64,7 @@ pub trait InboundHandler: Send + Sync + 'static {
         manifest: &str,
         payload: bytes::Bytes,
     ) {
-        let envelope = UserEnvelope {
-            recipient,
-            sender: None,
-            manifest: manifest.to_owned(),
-            payload,
-        };
+        let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
         self.on_user_message(from, lane, envelope);
     }
 
@@ -394,12 +389,8 @@ impl Transport {
         payload: &[u8],
     ) -> Result<(), SendError> {
         if lane == Lane::Control {
-            let envelope = UserEnvelope {
-                recipient,
-                sender: None,
-                manifest: manifest.to_owned(),
-                payload: bytes::Bytes::copy_from_slice(payload),
-            };
+            let payload = bytes::Bytes::copy_from_slice(payload);
+            let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
             return self.send(&Destination::Node(to.clone()), lane, &envelope);
         }
         let max = self.inner.settings.max_frame_len(lane);
