@@ -10,9 +10,8 @@
 //! run the `stopped` hook, then notify watchers and the parent. Messages still queued go to
 //! dead letters.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +30,7 @@ use crate::actor_ref::{
 use crate::context::{Context, Mode, Watching};
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{ActorError, ActorResult, SpawnError};
+use crate::fast_hash::FastMap;
 use crate::mailbox::{MailboxConfig, Overflow};
 use crate::scheduler::{self, Turn};
 use crate::supervision::SupervisorStrategy;
@@ -72,28 +72,7 @@ struct Inner<A: Actor> {
 #[derive(Default)]
 struct Children {
     named: BTreeMap<Box<str>, AnyActorRef>,
-    anonymous: HashMap<ActorId, AnyActorRef, BuildHasherDefault<IdHasher>>,
-}
-
-/// Hasher for actor ids, which are distinct sequential numbers: one multiplication spreads
-/// them over the hash bits, several times faster than the default SipHash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0 ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+    anonymous: FastMap<ActorId, AnyActorRef>,
 }
 
 impl Children {

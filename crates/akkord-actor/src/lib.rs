@@ -52,6 +52,7 @@ mod context;
 mod dead_letters;
 mod error;
 mod event_stream;
+pub mod fast_hash;
 pub mod mailbox;
 mod receptionist;
 pub mod remote_support;

@@ -13,7 +13,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod fast_hash;
 pub mod frame;
 pub mod fuzzing;
 pub mod handshake;

@@ -11,11 +11,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use akkord_actor::address::UniqueAddress;
+use akkord_actor::fast_hash::FastMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::warn;
 
-use crate::fast_hash::FastMap;
 use crate::wire::UserEnvelope;
 
 /// Error of a [`Serializer`], boxed so serializers can use their own error types.

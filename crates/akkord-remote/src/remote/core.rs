@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use akkord_actor::address::{Address, UniqueAddress};
+use akkord_actor::fast_hash::FastMap;
 use akkord_actor::remote_support::{
     new_actor_id, record_dead_letter, unwatch, watch_with_callback, with_ref_resolver,
     ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
@@ -25,7 +26,6 @@ use super::protocol::{
 };
 use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
-use crate::fast_hash::FastMap;
 use crate::serialization::SerializationRegistry;
 use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};

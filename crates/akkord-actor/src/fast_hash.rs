@@ -1,22 +1,22 @@
-//! A multiply-and-rotate hasher for the maps on the path of every remote message.
+//! A multiply-and-rotate hasher for maps on hot paths whose keys the process chooses itself:
+//! actor ids, type ids, names registered at start.
 //!
-//! Their keys are type ids, actor ids this node assigned and manifests registered at start.
-//! Input from the network only looks keys up and never inserts one, so the flooding
-//! resistance of the standard library's SipHash buys nothing there, while its cost shows in
-//! profiles of the send and receive paths.
+//! Use it only where outside input can look keys up but never insert them. SipHash, the
+//! standard library's default, resists flooding by crafted keys, and such maps gain nothing
+//! from that while paying for it on every lookup.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A hash map with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Odd constant with well-mixed bits (the golden ratio's fraction, as in Fibonacci hashing).
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Hasher that folds each word into its state with a rotate, an xor and a multiply.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FastHasher {
+pub struct FastHasher {
     state: u64,
 }
 
