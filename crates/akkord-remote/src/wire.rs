@@ -279,8 +279,10 @@ pub(crate) struct UserParts<'a> {
 }
 
 /// Reads a [`UserEnvelope`] from `frame` when it has no sender and only known fields, each
-/// once; returns `None` otherwise, and for any malformed input, so the caller decodes such
-/// frames with the derived decoder, which applies the full rules and reports errors.
+/// once.
+///
+/// Returns `None` for any other frame, malformed ones included. The caller then decodes it
+/// with the derived decoder, which applies the full rules and reports errors.
 pub(crate) fn decode_user_parts(frame: &Bytes) -> Option<UserParts<'_>> {
     use prost::encoding::{decode_key, decode_varint, WireType};
     let mut rest: &[u8] = frame;
@@ -437,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn user_parts_leave_senders_and_unknown_fields_to_derived() {
+    fn user_parts_reject_sender_or_unknown_field() {
         let with_sender = UserEnvelope {
             recipient: 3,
             sender: Some(ActorRefData::default()),

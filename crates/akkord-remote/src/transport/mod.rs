@@ -50,12 +50,12 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn on_user_message(&self, from: &UniqueAddress, lane: Lane, envelope: UserEnvelope);
 
     /// Handles a user message without a sender from the incarnation `from`, received on
-    /// `lane`, given by its fields; `payload` is a slice of the received frame.
+    /// `lane` and given by its fields. `payload` is a slice of the received frame.
     ///
     /// The transport calls this in place of [`InboundHandler::on_user_message`] for the
     /// messages of the ordinary and large lanes that carry no sender. The default builds the
-    /// [`UserEnvelope`] and calls `on_user_message`; a handler that does not need an owned
-    /// manifest can override it to save that copy.
+    /// [`UserEnvelope`] and calls `on_user_message`. A handler that needs no owned manifest
+    /// can override it to save that copy.
     fn on_user_parts(
         &self,
         from: &UniqueAddress,

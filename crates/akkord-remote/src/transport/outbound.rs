@@ -652,7 +652,7 @@ impl LaneSink {
     }
 }
 
-/// What ended a lane writer's wait.
+/// Reason a lane writer's wait ended.
 #[derive(PartialEq, Eq)]
 enum Wake {
     Frames,

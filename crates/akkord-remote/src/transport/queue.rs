@@ -154,7 +154,7 @@ impl LaneQueue {
     }
 
     /// Writes the frame to the idle writer's socket when the lane has been quiet for the
-    /// direct write gap; hands `encode` back when the frame should be queued instead.
+    /// direct write gap. Returns `encode` unused when the frame must be queued instead.
     ///
     /// What the socket does not take is queued as a batch of its own. The socket is then
     /// withdrawn, so later frames queue behind it.
@@ -175,6 +175,7 @@ impl LaneQueue {
         if farewell || target_uid.is_some_and(|uid| uid != idle.peer_uid) {
             return Err(encode);
         }
+
         let now = Instant::now();
         if state
             .last_write
@@ -182,10 +183,12 @@ impl LaneQueue {
         {
             return Err(encode);
         }
+
         let mut bytes = state.spare.pop().unwrap_or_default();
         encode_frame(&mut bytes, len, encode);
         let written = idle.socket.try_write(&bytes);
         state.last_write = Some(now);
+
         match written {
             Ok(n) if n == bytes.len() => {
                 self.keep_spare(state, bytes);
@@ -367,7 +370,8 @@ mod tests {
         };
         tokio::task::yield_now().await;
         push_bytes(&queue, None, b"x").unwrap();
-        assert_eq!(waiter.await.unwrap(), Some(1));
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert_eq!(woken.expect("the push woke no waiter").unwrap(), Some(1));
     }
 
     #[tokio::test]
