@@ -10,8 +10,8 @@
 //! Serializing a ref with no resolver installed fails with a serde error.
 
 use std::any::{Any, TypeId};
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Weak};
 
 use serde::de::Error as _;
 use serde::ser::Error as _;
@@ -109,36 +109,74 @@ pub trait ActorRefResolver: Send + Sync + 'static {
 }
 
 thread_local! {
-    static RESOLVER: RefCell<Option<Arc<dyn ActorRefResolver>>> = const { RefCell::new(None) };
+    /// Resolver of the innermost [`with_ref_resolver`] call running on this thread, or of
+    /// the last call when none runs. It stays after the call, so installing the same
+    /// resolver again changes no reference count. It is weak, so a remote system that shut
+    /// down is not kept alive by the threads that served it.
+    static RESOLVER: RefCell<Option<Weak<dyn ActorRefResolver>>> = const { RefCell::new(None) };
+    /// Flag set while a [`with_ref_resolver`] call runs on this thread.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with `resolver` installed for actor refs serialized or deserialized on this
 /// thread, then restores the resolver installed before, also when `f` panics.
-pub fn with_ref_resolver<R>(resolver: Arc<dyn ActorRefResolver>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<dyn ActorRefResolver>>);
+///
+/// Takes the resolver as a weak reference, so installing the resolver the thread used last
+/// costs no atomic operation. Only a ref met while `f` runs upgrades it, and such a ref
+/// fails to encode or decode once the resolver was dropped.
+pub fn with_ref_resolver<R>(resolver: &Weak<dyn ActorRefResolver>, f: impl FnOnce() -> R) -> R {
+    struct Restore {
+        was_active: bool,
+        /// Resolver to put back, for a call nested in a call with another resolver.
+        previous: Option<Weak<dyn ActorRefResolver>>,
+    }
 
     impl Drop for Restore {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            RESOLVER.with(|slot| *slot.borrow_mut() = previous);
+            ACTIVE.set(self.was_active);
+            if let Some(previous) = self.previous.take() {
+                RESOLVER.with(|slot| *slot.borrow_mut() = Some(previous));
+            }
         }
     }
 
-    let previous = RESOLVER.with(|slot| slot.replace(Some(resolver)));
-    let _restore = Restore(previous);
+    let was_active = ACTIVE.replace(true);
+    let replaced = RESOLVER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot
+            .as_ref()
+            .is_some_and(|current| Weak::ptr_eq(current, resolver))
+        {
+            None
+        } else {
+            slot.replace(resolver.clone())
+        }
+    });
+    // A nested call puts the outer call's resolver back when it ends. After the outermost
+    // call, the slot keeps this resolver for the next call.
+    let _restore = Restore {
+        was_active,
+        previous: replaced.filter(|_| was_active),
+    };
     f()
 }
 
-fn current_resolver() -> Option<Arc<dyn ActorRefResolver>> {
-    RESOLVER.with(|slot| slot.borrow().clone())
+fn current_resolver() -> Result<Arc<dyn ActorRefResolver>, &'static str> {
+    if !ACTIVE.get() {
+        return Err(NO_RESOLVER);
+    }
+    RESOLVER
+        .with(|slot| slot.borrow().as_ref().and_then(Weak::upgrade))
+        .ok_or(RESOLVER_GONE)
 }
 
 const NO_RESOLVER: &str = "actor refs can only be serialized inside remote messages: no actor \
      ref resolver is installed on this thread";
+const RESOLVER_GONE: &str = "the remote system that installed the actor ref resolver has shut down";
 
 impl<M: Send + 'static> Serialize for ActorRef<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let resolver = current_resolver().ok_or_else(|| S::Error::custom(NO_RESOLVER))?;
+        let resolver = current_resolver().map_err(S::Error::custom)?;
         resolver
             .export(ExportedRef::new(self))
             .map_err(S::Error::custom)?
@@ -149,7 +187,7 @@ impl<M: Send + 'static> Serialize for ActorRef<M> {
 impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let data = SerializedActorRef::deserialize(deserializer)?;
-        let resolver = current_resolver().ok_or_else(|| D::Error::custom(NO_RESOLVER))?;
+        let resolver = current_resolver().map_err(D::Error::custom)?;
         let type_name = std::any::type_name::<M>();
         match resolver
             .import(data, TypeId::of::<M>(), type_name)
@@ -164,5 +202,80 @@ impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
             }
             ImportedRef::External(external) => Ok(ActorRef::from_external(external)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resolver that rejects every ref, because the tests only check which one is installed.
+    struct Rejecting;
+
+    impl ActorRefResolver for Rejecting {
+        fn export(&self, _actor: ExportedRef) -> Result<SerializedActorRef, String> {
+            Err("rejected by the test resolver".to_owned())
+        }
+
+        fn import(
+            &self,
+            _data: SerializedActorRef,
+            _message_type: TypeId,
+            _message_type_name: &'static str,
+        ) -> Result<ImportedRef, String> {
+            Err("rejected by the test resolver".to_owned())
+        }
+    }
+
+    fn resolver() -> (Arc<dyn ActorRefResolver>, Weak<dyn ActorRefResolver>) {
+        let strong: Arc<dyn ActorRefResolver> = Arc::new(Rejecting);
+        let weak = Arc::downgrade(&strong);
+        (strong, weak)
+    }
+
+    /// Returns whether the resolver installed now is `expected`.
+    fn installed_is(expected: &Arc<dyn ActorRefResolver>) -> bool {
+        current_resolver().is_ok_and(|current| Arc::ptr_eq(&current, expected))
+    }
+
+    #[test]
+    fn nested_resolver_restored() {
+        let (outer, outer_weak) = resolver();
+        let (inner, inner_weak) = resolver();
+        assert_eq!(current_resolver().err(), Some(NO_RESOLVER));
+        with_ref_resolver(&outer_weak, || {
+            assert!(installed_is(&outer));
+            with_ref_resolver(&inner_weak, || assert!(installed_is(&inner)));
+            assert!(installed_is(&outer));
+            with_ref_resolver(&outer_weak, || assert!(installed_is(&outer)));
+            assert!(installed_is(&outer));
+        });
+        // The slot keeps the last resolver for the next call, but none counts as installed.
+        assert_eq!(current_resolver().err(), Some(NO_RESOLVER));
+        with_ref_resolver(&inner_weak, || assert!(installed_is(&inner)));
+        assert_eq!(current_resolver().err(), Some(NO_RESOLVER));
+    }
+
+    #[test]
+    fn panic_restores_outer_resolver() {
+        let (outer, outer_weak) = resolver();
+        let (_inner, inner_weak) = resolver();
+        with_ref_resolver(&outer_weak, || {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_ref_resolver(&inner_weak, || panic!("serializer panicked"))
+            }));
+            assert!(caught.is_err());
+            assert!(installed_is(&outer));
+        });
+        assert_eq!(current_resolver().err(), Some(NO_RESOLVER));
+    }
+
+    #[test]
+    fn dropped_resolver_fails() {
+        let (strong, weak) = resolver();
+        drop(strong);
+        with_ref_resolver(&weak, || {
+            assert_eq!(current_resolver().err(), Some(RESOLVER_GONE));
+        });
     }
 }

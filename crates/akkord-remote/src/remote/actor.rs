@@ -139,8 +139,7 @@ impl ExternalActor for RemoteActor {
         // serializing finds an empty buffer instead of a borrowed one.
         let mut payload = SCRATCH.take();
         payload.clear();
-        let resolver = Arc::clone(&core) as Arc<dyn akkord_actor::remote_support::ActorRefResolver>;
-        let serialized = with_ref_resolver(resolver, || {
+        let serialized = with_ref_resolver(&core.resolver, || {
             core.registry
                 .serialize_any_into(&*message, type_name, &mut payload)
         });

@@ -41,6 +41,8 @@ pub(crate) struct RemoteCore {
     large_message_recipients: HashSet<String>,
     transport: OnceLock<Transport>,
     me: Weak<RemoteCore>,
+    /// This core as the actor ref resolver installed while messages are encoded and decoded.
+    pub(crate) resolver: Weak<dyn ActorRefResolver>,
     exports: Mutex<Exports>,
     remotes: Mutex<HashMap<(UniqueAddress, u64), Arc<RemoteActor>>>,
     gone: Mutex<HashSet<UniqueAddress>>,
@@ -87,6 +89,7 @@ impl RemoteCore {
             large_message_recipients: settings.large_message_recipients.iter().cloned().collect(),
             transport: OnceLock::new(),
             me: me.clone(),
+            resolver: me.clone(),
             exports: Mutex::default(),
             remotes: Mutex::default(),
             gone: Mutex::default(),
@@ -368,8 +371,7 @@ impl RemoteCore {
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             return;
         };
-        let resolver = Arc::clone(self) as Arc<dyn ActorRefResolver>;
-        let message = with_ref_resolver(resolver, || {
+        let message = with_ref_resolver(&self.resolver, || {
             self.registry
                 .deserialize_inbound_parts(from, recipient, manifest, payload)
         });
