@@ -269,6 +269,7 @@ impl<M: Send + 'static> MessageTarget<M> for ExternalTarget<M> {
 #[cfg(feature = "serde")]
 pub use serde_support::{
     with_ref_resolver, ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
+    SerializedActorRefView,
 };
 
 #[cfg(feature = "serde")]

@@ -10,6 +10,7 @@
 //! Serializing a ref with no resolver installed fails with a serde error.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
 
@@ -38,6 +39,66 @@ pub struct SerializedActorRef {
     /// Manifest of the message type the actor accepts, empty when the type is not
     /// registered for serialization.
     pub manifest: String,
+}
+
+impl SerializedActorRef {
+    /// Returns a view borrowing this ref's text, which encodes exactly as the ref does.
+    pub fn view(&self) -> SerializedActorRefView<'_> {
+        SerializedActorRefView {
+            system: Cow::Borrowed(&self.system),
+            host: Cow::Borrowed(&self.host),
+            port: self.port,
+            uid: self.uid,
+            id: self.id,
+            path: Cow::Borrowed(&self.path),
+            manifest: Cow::Borrowed(&self.manifest),
+        }
+    }
+}
+
+/// An actor ref as encoded inside a message, with its text borrowed where it can be.
+///
+/// It has the fields of [`SerializedActorRef`] in the same order and under the same names,
+/// so both encode to the same bytes in every serde format. Resolvers use it to encode a ref
+/// from text they already have, and to decode one without copying its text out of the
+/// message when the format allows borrowing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "SerializedActorRef")]
+pub struct SerializedActorRefView<'a> {
+    /// Actor system name of the hosting node.
+    #[serde(borrow)]
+    pub system: Cow<'a, str>,
+    /// Host of the hosting node.
+    #[serde(borrow)]
+    pub host: Cow<'a, str>,
+    /// Port of the hosting node.
+    pub port: u16,
+    /// Incarnation uid of the hosting node.
+    pub uid: u64,
+    /// Actor id, unique within the hosting incarnation.
+    pub id: u64,
+    /// Path for humans; not used to find the actor.
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
+    /// Manifest of the message type the actor accepts, empty when the type is not
+    /// registered for serialization.
+    #[serde(borrow)]
+    pub manifest: Cow<'a, str>,
+}
+
+impl SerializedActorRefView<'_> {
+    /// Copies the text out into an owned [`SerializedActorRef`].
+    pub fn into_owned(self) -> SerializedActorRef {
+        SerializedActorRef {
+            system: self.system.into_owned(),
+            host: self.host.into_owned(),
+            port: self.port,
+            uid: self.uid,
+            id: self.id,
+            path: self.path.into_owned(),
+            manifest: self.manifest.into_owned(),
+        }
+    }
 }
 
 /// Delivers a boxed message to a local actor, giving it back when it has the wrong type.
@@ -106,6 +167,38 @@ pub trait ActorRefResolver: Send + Sync + 'static {
         message_type: TypeId,
         message_type_name: &'static str,
     ) -> Result<ImportedRef, String>;
+
+    /// Exports `actor` as [`ActorRefResolver::export`] does and passes the encoded ref to
+    /// `encode` as a view, so a resolver that has the ref's text at hand can lend it instead
+    /// of copying it. `encode` runs once when the export succeeds.
+    ///
+    /// # Errors
+    ///
+    /// As [`ActorRefResolver::export`].
+    fn export_view(
+        &self,
+        actor: ExportedRef,
+        encode: &mut dyn FnMut(&SerializedActorRefView<'_>),
+    ) -> Result<(), String> {
+        let data = self.export(actor)?;
+        encode(&data.view());
+        Ok(())
+    }
+
+    /// Decodes a ref read as a view, as [`ActorRefResolver::import`] does. A resolver that
+    /// can find the ref without owning its text overrides this method to skip the copies.
+    ///
+    /// # Errors
+    ///
+    /// As [`ActorRefResolver::import`].
+    fn import_view(
+        &self,
+        data: SerializedActorRefView<'_>,
+        message_type: TypeId,
+        message_type_name: &'static str,
+    ) -> Result<ImportedRef, String> {
+        self.import(data.into_owned(), message_type, message_type_name)
+    }
 }
 
 thread_local! {
@@ -172,25 +265,32 @@ fn current_resolver() -> Result<Arc<dyn ActorRefResolver>, &'static str> {
 
 const NO_RESOLVER: &str = "actor refs can only be serialized inside remote messages: no actor \
      ref resolver is installed on this thread";
+const NOT_ENCODED: &str = "the actor ref resolver exported the ref without encoding it";
 const RESOLVER_GONE: &str = "the remote system that installed the actor ref resolver has shut down";
 
 impl<M: Send + 'static> Serialize for ActorRef<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let resolver = current_resolver().map_err(S::Error::custom)?;
+        let mut serializer = Some(serializer);
+        let mut encoded = None;
         resolver
-            .export(ExportedRef::new(self))
-            .map_err(S::Error::custom)?
-            .serialize(serializer)
+            .export_view(ExportedRef::new(self), &mut |data| {
+                if let Some(serializer) = serializer.take() {
+                    encoded = Some(data.serialize(serializer));
+                }
+            })
+            .map_err(S::Error::custom)?;
+        encoded.unwrap_or_else(|| Err(S::Error::custom(NOT_ENCODED)))
     }
 }
 
 impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let data = SerializedActorRef::deserialize(deserializer)?;
+        let data = SerializedActorRefView::deserialize(deserializer)?;
         let resolver = current_resolver().map_err(D::Error::custom)?;
         let type_name = std::any::type_name::<M>();
         match resolver
-            .import(data, TypeId::of::<M>(), type_name)
+            .import_view(data, TypeId::of::<M>(), type_name)
             .map_err(D::Error::custom)?
         {
             ImportedRef::Local(typed) => {

@@ -2,6 +2,8 @@
 //! actors, the actor ref resolver, inbound dispatch and remote death watch.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -12,6 +14,7 @@ use akkord_actor::fast_hash::FastMap;
 use akkord_actor::remote_support::{
     new_actor_id, record_dead_letter, unwatch, watch_with_callback, with_ref_resolver,
     ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
+    SerializedActorRefView,
 };
 use akkord_actor::{ActorError, ActorId, ActorSystem, AnyActorRef, DeadLetterReason};
 use prost::Message;
@@ -41,10 +44,12 @@ pub(crate) struct RemoteCore {
     large_message_recipients: HashSet<String>,
     transport: OnceLock<Transport>,
     me: Weak<RemoteCore>,
-    /// This core as the actor ref resolver installed while messages are encoded and decoded.
+    /// Weak reference to this core, installed as the actor ref resolver while messages are
+    /// encoded and decoded.
     pub(crate) resolver: Weak<dyn ActorRefResolver>,
     exports: Mutex<Exports>,
-    remotes: Mutex<HashMap<(UniqueAddress, u64), Arc<RemoteActor>>>,
+    /// Remote actors this node has refs to, by (incarnation uid, actor id).
+    remotes: Mutex<HashMap<(u64, u64), Arc<RemoteActor>>>,
     gone: Mutex<HashSet<UniqueAddress>>,
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
@@ -133,16 +138,12 @@ impl RemoteCore {
     }
 
     /// Makes `exported` addressable by remote nodes under its actor id; returns its id.
+    /// `manifest` is the one registered for its message type, empty when none is.
     ///
     /// NOTE: a ref that never stops, such as one from `ActorRef::from_fn` or a message
     /// adapter, stays exported until the remote system is dropped.
-    pub(crate) fn export_local(&self, exported: ExportedRef) -> u64 {
+    pub(crate) fn export_local(&self, exported: ExportedRef, manifest: &str) -> u64 {
         let id = exported.actor.id().value();
-        let manifest = self
-            .registry
-            .manifest_of(exported.message_type)
-            .unwrap_or_default()
-            .to_owned();
         let actor = exported.actor.clone();
         {
             let mut exports = lock(&self.exports);
@@ -154,7 +155,7 @@ impl RemoteCore {
                 Export {
                     actor: exported.actor,
                     message_type: exported.message_type,
-                    manifest,
+                    manifest: manifest.to_owned(),
                     typed: exported.typed,
                     deliver: exported.deliver,
                 },
@@ -176,7 +177,11 @@ impl RemoteCore {
         if lock(&self.exports).by_name.contains_key(name) {
             return false;
         }
-        let id = self.export_local(exported);
+        let manifest = self
+            .registry
+            .manifest_of(exported.message_type)
+            .unwrap_or_default();
+        let id = self.export_local(exported, manifest);
         let mut exports = lock(&self.exports);
         if exports.by_name.contains_key(name) {
             return false;
@@ -222,17 +227,49 @@ impl RemoteCore {
         id: u64,
         path: String,
     ) -> Option<Arc<RemoteActor>> {
-        let core = self.arc()?;
-        let key = (node, id);
-        if let Some(actor) = lock(&self.remotes).get(&key) {
-            return Some(actor.clone());
+        match self.known_remote_actor(node.uid, id, |known| *known == node) {
+            Some(actor) => Some(actor),
+            None => self.new_remote_actor(node, id, path),
         }
-        let gone = lock(&self.gone).contains(&key.0)
+    }
+
+    /// Returns the target of actor `id` on the incarnation `uid`, when one exists and its
+    /// node passes `is_node`.
+    fn known_remote_actor(
+        &self,
+        uid: u64,
+        id: u64,
+        is_node: impl FnOnce(&UniqueAddress) -> bool,
+    ) -> Option<Arc<RemoteActor>> {
+        lock(&self.remotes)
+            .get(&(uid, id))
+            .filter(|actor| is_node(&actor.node))
+            .cloned()
+    }
+
+    /// Creates the target of actor `id` on `node` and keeps it in the table, unless another
+    /// thread created it first.
+    fn new_remote_actor(
+        &self,
+        node: UniqueAddress,
+        id: u64,
+        path: String,
+    ) -> Option<Arc<RemoteActor>> {
+        let core = self.arc()?;
+        let gone = lock(&self.gone).contains(&node)
             || self
                 .transport()
-                .is_some_and(|transport| transport.is_quarantined(&key.0));
-        let actor = RemoteActor::create(&core, key.0.clone(), id, path, gone);
-        Some(lock(&self.remotes).entry(key).or_insert(actor).clone())
+                .is_some_and(|transport| transport.is_quarantined(&node));
+        let actor = RemoteActor::create(&core, node, id, path, gone);
+        let mut remotes = lock(&self.remotes);
+        match remotes.entry((actor.node.uid, id)) {
+            Entry::Vacant(entry) => Some(entry.insert(actor).clone()),
+            Entry::Occupied(entry) if entry.get().node == actor.node => Some(entry.get().clone()),
+            // NOTE: two nodes with the same random uid, which a 64-bit uid makes unlikely.
+            // The second node's actor stays out of the table, so it is not terminated when
+            // that node is declared gone.
+            Entry::Occupied(_) => Some(actor),
+        }
     }
 
     /// Starts watching the node of `actor`, which just got its first local watcher.
@@ -274,11 +311,11 @@ impl RemoteCore {
         let actors: Vec<Arc<RemoteActor>> = {
             let mut remotes = lock(&self.remotes);
             let actors = remotes
-                .iter()
-                .filter(|((owner, _), _)| owner == node)
-                .map(|(_, actor)| actor.clone())
+                .values()
+                .filter(|actor| actor.node == *node)
+                .cloned()
                 .collect();
-            remotes.retain(|(owner, _), _| owner != node);
+            remotes.retain(|_, actor| actor.node != *node);
             actors
         };
         let failure = ActorError::msg(format!("node {node} is gone: {reason}"));
@@ -488,9 +525,7 @@ impl RemoteCore {
     }
 
     fn on_death_notification(&self, from: &UniqueAddress, notice: DeathWatchNotification) {
-        let actor = lock(&self.remotes)
-            .get(&(from.clone(), notice.watchee))
-            .cloned();
+        let actor = self.known_remote_actor(from.uid, notice.watchee, |node| node == from);
         if let Some(actor) = actor {
             let was_watched = actor.is_watched();
             actor.terminate(notice.failure.map(ActorError::msg));
@@ -501,13 +536,18 @@ impl RemoteCore {
     }
 }
 
-impl ActorRefResolver for RemoteCore {
-    fn export(&self, exported: ExportedRef) -> Result<SerializedActorRef, String> {
+impl RemoteCore {
+    /// Exports `exported` and passes its encoded form to `encode`, borrowing the text from
+    /// this node's tables.
+    fn exported_view<R>(
+        &self,
+        exported: ExportedRef,
+        encode: impl FnOnce(SerializedActorRefView<'_>) -> R,
+    ) -> Result<R, String> {
         let manifest = self
             .registry
             .manifest_of(exported.message_type)
-            .unwrap_or_default()
-            .to_owned();
+            .unwrap_or_default();
         if let Some(external) = exported.actor.external() {
             let Some(remote) = external.as_any().downcast_ref::<RemoteActor>() else {
                 return Err(format!(
@@ -515,15 +555,31 @@ impl ActorRefResolver for RemoteCore {
                     exported.actor.path()
                 ));
             };
-            return Ok(serialized(&remote.node, remote.id, &remote.path, manifest));
+            return Ok(encode(view_of(
+                &remote.node,
+                remote.id,
+                &remote.path,
+                manifest,
+            )));
         }
-        let local = self
-            .local()
-            .cloned()
-            .ok_or("the remote system is not bound yet")?;
+        let local = self.local().ok_or("the remote system is not bound yet")?;
         let path = exported.actor.path();
-        let id = self.export_local(exported);
-        Ok(serialized(&local, id, &path, manifest))
+        let id = self.export_local(exported, manifest);
+        Ok(encode(view_of(local, id, &path, manifest)))
+    }
+}
+
+impl ActorRefResolver for RemoteCore {
+    fn export(&self, exported: ExportedRef) -> Result<SerializedActorRef, String> {
+        self.exported_view(exported, |data| data.into_owned())
+    }
+
+    fn export_view(
+        &self,
+        exported: ExportedRef,
+        encode: &mut dyn FnMut(&SerializedActorRefView<'_>),
+    ) -> Result<(), String> {
+        self.exported_view(exported, |data| encode(&data))
     }
 
     fn import(
@@ -532,17 +588,25 @@ impl ActorRefResolver for RemoteCore {
         message_type: TypeId,
         message_type_name: &'static str,
     ) -> Result<ImportedRef, String> {
-        let address = Address::new(data.system, data.host, data.port).map_err(|e| e.to_string())?;
-        let node = UniqueAddress::new(address, data.uid);
+        self.import_view(data.view(), message_type, message_type_name)
+    }
+
+    fn import_view(
+        &self,
+        data: SerializedActorRefView<'_>,
+        message_type: TypeId,
+        message_type_name: &'static str,
+    ) -> Result<ImportedRef, String> {
         if let Some(expected) = self.registry.manifest_of(message_type) {
             if !data.manifest.is_empty() && data.manifest != expected {
                 return Err(format!(
-                    "actor ref {node}{} accepts messages with manifest {:?}, not {message_type_name} ({expected:?})",
-                    data.path, data.manifest
+                    "actor ref {}@{}:{}#{}{} accepts messages with manifest {:?}, not \
+                     {message_type_name} ({expected:?})",
+                    data.system, data.host, data.port, data.uid, data.path, data.manifest
                 ));
             }
         }
-        if self.local() == Some(&node) {
+        if let Some(local) = self.local().filter(|local| names_node(&data, local)) {
             if let Some(export) = lock(&self.exports).by_id.get(&data.id) {
                 if export.message_type != message_type {
                     return Err(format!(
@@ -554,26 +618,50 @@ impl ActorRefResolver for RemoteCore {
             }
             // A stopped actor or an answered ask: a ref whose messages are dead letters.
             let core = self.arc().ok_or("the remote system is shut down")?;
-            let actor = RemoteActor::create(&core, node, data.id, data.path, true);
+            let actor = RemoteActor::create(&core, local.clone(), data.id, data.path.into(), true);
             return Ok(ImportedRef::External(actor));
         }
+        if let Some(actor) =
+            self.known_remote_actor(data.uid, data.id, |node| names_node(&data, node))
+        {
+            return Ok(ImportedRef::External(actor));
+        }
+        let address = Address::new(data.system, data.host, data.port).map_err(|e| e.to_string())?;
         let actor = self
-            .remote_actor(node, data.id, data.path)
+            .new_remote_actor(
+                UniqueAddress::new(address, data.uid),
+                data.id,
+                data.path.into(),
+            )
             .ok_or("the remote system is shut down")?;
         Ok(ImportedRef::External(actor))
     }
 }
 
-fn serialized(node: &UniqueAddress, id: u64, path: &str, manifest: String) -> SerializedActorRef {
-    SerializedActorRef {
-        system: node.address.system().to_owned(),
-        host: node.address.host().to_owned(),
+/// Returns the encoded form of a ref to actor `id` on `node`.
+fn view_of<'a>(
+    node: &'a UniqueAddress,
+    id: u64,
+    path: &'a str,
+    manifest: &'a str,
+) -> SerializedActorRefView<'a> {
+    SerializedActorRefView {
+        system: Cow::Borrowed(node.address.system()),
+        host: Cow::Borrowed(node.address.host()),
         port: node.address.port(),
         uid: node.uid,
         id,
-        path: path.to_owned(),
-        manifest,
+        path: Cow::Borrowed(path),
+        manifest: Cow::Borrowed(manifest),
     }
+}
+
+/// Returns true when the encoded ref `data` names the incarnation `node`.
+fn names_node(data: &SerializedActorRefView<'_>, node: &UniqueAddress) -> bool {
+    data.uid == node.uid
+        && data.port == node.address.port()
+        && data.host == node.address.host()
+        && data.system == node.address.system()
 }
 
 /// Receives the transport's inbound traffic for a [`RemoteCore`].

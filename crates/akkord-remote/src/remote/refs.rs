@@ -151,6 +151,8 @@ mod tests {
 
     use akkord_actor::ActorSystem;
 
+    use akkord_actor::remote_support::SerializedActorRefView;
+
     use super::*;
     use crate::remote::RemoteSystemSettings;
     use crate::serialization::SerializationRegistry;
@@ -195,6 +197,46 @@ mod tests {
         }
         a.shutdown().await;
         b.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn remote_ref_decodes_to_shared_target() {
+        let a = bind().await;
+        let b = bind().await;
+        let printer = ActorRef::from_fn(a.system(), "printer", |_: String| {});
+        let data = a.encode_ref(&printer).unwrap();
+        let first: ActorRef<String> = b.decode_ref(data.clone()).unwrap();
+        let second: ActorRef<String> = b.decode_ref(data.clone()).unwrap();
+        assert_eq!(first, second);
+
+        // The same actor id on another incarnation is another actor.
+        let mut restarted = data;
+        restarted.uid = restarted.uid.wrapping_add(1);
+        let other: ActorRef<String> = b.decode_ref(restarted).unwrap();
+        assert_ne!(other, first);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn view_encodes_as_owned_ref(
+            system in ".{0,12}",
+            host in ".{0,12}",
+            port: u16,
+            uid: u64,
+            id: u64,
+            path in ".{0,24}",
+            manifest in ".{0,12}",
+        ) {
+            let data = SerializedActorRef { system, host, port, uid, id, path, manifest };
+            let bytes = postcard::to_allocvec(&data).unwrap();
+            proptest::prop_assert_eq!(&postcard::to_allocvec(&data.view()).unwrap(), &bytes);
+
+            let view: SerializedActorRefView<'_> = postcard::from_bytes(&bytes).unwrap();
+            proptest::prop_assert!(matches!(view.path, std::borrow::Cow::Borrowed(_)));
+            proptest::prop_assert_eq!(view.into_owned(), data);
+        }
     }
 
     #[tokio::test]
