@@ -1,10 +1,13 @@
 //! Remote benchmark: two processes of this binary on loopback, one serving and one
 //! measuring, for each remoting framework in turn.
 //!
-//! Workloads: one-way throughput of 100-byte messages, sequential ask round trips (p50, p99,
-//! p99.9) and, for akkord, [`RemoteSizes::askers`] tasks asking concurrently (asks/s) and
-//! control-lane round trips (heartbeats) with the large lane idle and while 1 MiB messages
-//! stream on it.
+//! Workloads: one-way throughput of 100-byte messages and sequential ask round trips (p50,
+//! p99, p99.9). For tokio and akkord, [`RemoteSizes::askers`] tasks also ask concurrently
+//! (asks/s). For akkord, control-lane round trips (heartbeats) are timed with the large lane
+//! idle and while 1 MiB messages stream on it.
+//!
+//! The tokio column is a bare TCP connection with batched writes and no actors. It is the
+//! baseline the goals are set against.
 //!
 //! The one-way sender keeps an acknowledged window: the receiver acknowledges every
 //! [`ACK_EVERY`] messages and the sender keeps at most [`WINDOW`] unacknowledged. A framework
@@ -19,6 +22,7 @@ mod akkord_node;
 mod child;
 mod kameo_node;
 mod ractor_node;
+mod tokio_node;
 
 use std::time::{Duration, Instant};
 
@@ -46,11 +50,13 @@ const USAGE: &str = "\
 usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]]
 
   --quick        small sizes for a smoke run
-  --framework    run only these columns: akkord, kameo, ractor_cluster";
+  --framework    run only these columns: tokio, akkord, kameo, ractor_cluster";
 
 /// A remoting framework with a column in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RemoteFramework {
+    /// A bare tokio TCP connection with batched writes, the baseline.
+    Tokio,
     /// akkord-remote.
     Akkord,
     /// kameo's `remote` feature (libp2p).
@@ -60,8 +66,9 @@ pub(crate) enum RemoteFramework {
 }
 
 impl RemoteFramework {
-    /// Every framework, in column order.
-    const ALL: [RemoteFramework; 3] = [
+    /// Every framework, in column order, with the baseline first.
+    const ALL: [RemoteFramework; 4] = [
+        RemoteFramework::Tokio,
         RemoteFramework::Akkord,
         RemoteFramework::Kameo,
         RemoteFramework::RactorCluster,
@@ -70,6 +77,7 @@ impl RemoteFramework {
     /// Column and command-line name.
     pub(crate) fn name(self) -> &'static str {
         match self {
+            RemoteFramework::Tokio => "tokio",
             RemoteFramework::Akkord => "akkord",
             RemoteFramework::Kameo => "kameo",
             RemoteFramework::RactorCluster => "ractor_cluster",
@@ -81,7 +89,9 @@ impl RemoteFramework {
             .into_iter()
             .find(|f| f.name() == name)
             .with_context(|| {
-                format!("unknown remote framework `{name}`; try akkord, kameo or ractor_cluster")
+                format!(
+                    "unknown remote framework `{name}`; try tokio, akkord, kameo or ractor_cluster"
+                )
             })
     }
 }
@@ -262,6 +272,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         akkord_node::PING_PAUSE,
         sizes.limit
     );
+    if results.iter().any(|(f, _)| *f == RemoteFramework::Tokio) {
+        println!("{}", tokio_node::note());
+    }
     if results.iter().any(|(f, _)| *f == RemoteFramework::Kameo) {
         println!("{}", kameo_node::note(&sizes));
     }
@@ -290,6 +303,7 @@ fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Me
     let work = async move {
         let sizes = &owned_sizes;
         match framework {
+            RemoteFramework::Tokio => tokio_node::measure(&address, sizes).await,
             RemoteFramework::Akkord => akkord_node::measure(&address, sizes).await,
             RemoteFramework::Kameo => kameo_node::measure(&address, sizes).await,
             RemoteFramework::RactorCluster => ractor_node::measure(&address, sizes).await,
@@ -323,6 +337,7 @@ pub(crate) fn serve_child(args: &[String]) -> anyhow::Result<()> {
     runtime.block_on(async {
         let stop = child::parent_gone();
         match framework {
+            RemoteFramework::Tokio => tokio_node::serve(stop).await,
             RemoteFramework::Akkord => akkord_node::serve(stop).await,
             RemoteFramework::Kameo => kameo_node::serve(stop).await,
             RemoteFramework::RactorCluster => ractor_node::serve(stop).await,
@@ -517,6 +532,10 @@ mod tests {
         assert_eq!(
             RemoteFramework::parse("akkord").unwrap(),
             RemoteFramework::Akkord
+        );
+        assert_eq!(
+            RemoteFramework::parse("tokio").unwrap(),
+            RemoteFramework::Tokio
         );
     }
 }
