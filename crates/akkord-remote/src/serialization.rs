@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use akkord_actor::address::UniqueAddress;
 use akkord_actor::fast_hash::FastMap;
+use akkord_actor::ActorRef;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::warn;
@@ -324,6 +325,55 @@ impl SerializationRegistry {
     }
 }
 
+/// A message decoded for a local recipient.
+pub(crate) enum Decoded {
+    /// The message went to the recipient's mailbox, because the recipient is an `ActorRef`
+    /// of the registered type.
+    Delivered,
+    /// The message, for a recipient that is not an `ActorRef` of the registered type.
+    Boxed(AnyMessage),
+}
+
+impl SerializationRegistry {
+    /// Deserializes an inbound message from `peer` for the local actor `recipient`, whose id
+    /// is `recipient_id`. When `recipient` is an `ActorRef` of the type registered for
+    /// `manifest`, the message goes to it with `tell`, without being boxed. On failure, logs one
+    /// warning naming the peer and manifest and returns `None`, so only this message is
+    /// dropped.
+    pub(crate) fn deserialize_inbound_to(
+        &self,
+        peer: &UniqueAddress,
+        recipient_id: u64,
+        recipient: &(dyn Any + Send + Sync),
+        manifest: &str,
+        payload: &[u8],
+    ) -> Option<Decoded> {
+        let decoded = match self.by_manifest.get(manifest) {
+            Some(codec) => codec.deserialize_to(payload, recipient).map_err(|source| {
+                SerializationError::Codec {
+                    action: "deserialize",
+                    manifest: manifest.to_owned(),
+                    source,
+                }
+            }),
+            None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
+        };
+        match decoded {
+            Ok(decoded) => Some(decoded),
+            Err(error) => {
+                warn!(
+                    peer = %peer,
+                    manifest,
+                    recipient = recipient_id,
+                    %error,
+                    "dropped inbound message"
+                );
+                None
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for SerializationRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SerializationRegistry")
@@ -337,6 +387,11 @@ trait ErasedCodec: Send + Sync {
     fn serialize(&self, value: &dyn Any) -> Result<Vec<u8>, BoxError>;
     fn serialize_into(&self, value: &dyn Any, out: &mut Vec<u8>) -> Result<(), BoxError>;
     fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError>;
+    fn deserialize_to(
+        &self,
+        bytes: &[u8],
+        recipient: &(dyn Any + Send + Sync),
+    ) -> Result<Decoded, BoxError>;
 }
 
 struct Codec<T, S> {
@@ -366,6 +421,21 @@ impl<T: Send + 'static, S: Serializer<T>> ErasedCodec for Codec<T, S> {
 
     fn deserialize(&self, bytes: &[u8]) -> Result<AnyMessage, BoxError> {
         Ok(Box::new(self.serializer.deserialize(bytes)?))
+    }
+
+    fn deserialize_to(
+        &self,
+        bytes: &[u8],
+        recipient: &(dyn Any + Send + Sync),
+    ) -> Result<Decoded, BoxError> {
+        let message = self.serializer.deserialize(bytes)?;
+        match recipient.downcast_ref::<ActorRef<T>>() {
+            Some(actor) => {
+                actor.tell(message);
+                Ok(Decoded::Delivered)
+            }
+            None => Ok(Decoded::Boxed(Box::new(message))),
+        }
     }
 }
 
@@ -508,5 +578,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn inbound_message_delivered_or_boxed() {
+        let registry = registry();
+        let system = akkord_actor::ActorSystem::new("decode").unwrap();
+        let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let greeter = ActorRef::from_fn(&system, "greeter", move |greet: Greet| {
+            let _ = sender.send(greet);
+        });
+        let other = ActorRef::from_fn(&system, "other", |_: u64| {});
+        let peer = UniqueAddress::new(
+            akkord_actor::address::Address::new("decode", "127.0.0.1", 1).unwrap(),
+            1,
+        );
+        let greet = Greet {
+            name: "ada".to_owned(),
+            times: 2,
+        };
+        let (manifest, bytes) = registry.serialize(&greet).unwrap();
+
+        let delivered_now = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &bytes);
+        assert!(matches!(delivered_now, Some(Decoded::Delivered)));
+        let delivered = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
+            .await
+            .expect("no message within 5 s");
+        assert_eq!(delivered, Some(greet));
+
+        let boxed = registry.deserialize_inbound_to(&peer, 8, &other, manifest, &bytes);
+        let Some(Decoded::Boxed(message)) = boxed else {
+            panic!("a message for a ref of another type was not returned boxed");
+        };
+        assert!(message.downcast::<Greet>().is_ok());
+
+        let unknown = registry.deserialize_inbound_to(&peer, 7, &greeter, "nope", &bytes);
+        assert!(unknown.is_none());
+        let undecodable = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &[0xff]);
+        assert!(undecodable.is_none());
+        system.terminate().await;
     }
 }

@@ -29,7 +29,7 @@ use super::protocol::{
 };
 use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
-use crate::serialization::SerializationRegistry;
+use crate::serialization::{Decoded, SerializationRegistry};
 use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
 use crate::Lane;
@@ -399,24 +399,37 @@ impl RemoteCore {
         manifest: &str,
         payload: &[u8],
     ) {
-        let deliver = lock(&self.exports)
+        let typed = lock(&self.exports)
             .by_id
             .get(&recipient)
-            .map(|export| export.deliver.clone());
-        let Some(deliver) = deliver else {
+            .map(|export| export.typed.clone());
+        let Some(typed) = typed else {
             debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             return;
         };
-        let message = with_ref_resolver(&self.resolver, || {
+        let decoded = with_ref_resolver(&self.resolver, || {
             self.registry
-                .deserialize_inbound_parts(from, recipient, manifest, payload)
+                .deserialize_inbound_to(from, recipient, &*typed, manifest, payload)
         });
-        let Some(message) = message else {
-            return;
+        let message = match decoded {
+            Some(Decoded::Delivered) => {
+                trace!(peer = %from, recipient, manifest, "delivered remote message");
+                return;
+            }
+            Some(Decoded::Boxed(message)) => message,
+            None => return,
         };
-        trace!(peer = %from, recipient, manifest, "delivering remote message");
-        if deliver(message).is_err() {
+        // The recipient's ref has another type than the manifest's, so only its delivery
+        // function can tell whether it accepts the message.
+        let deliver = lock(&self.exports)
+            .by_id
+            .get(&recipient)
+            .map(|export| export.deliver.clone());
+        let delivered = deliver.is_some_and(|deliver| deliver(message).is_ok());
+        if delivered {
+            trace!(peer = %from, recipient, manifest, "delivered remote message");
+        } else {
             debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
         }
