@@ -599,12 +599,12 @@ mod tests {
         };
         let (manifest, bytes) = registry.serialize(&greet).unwrap();
 
-        let delivered_now = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &bytes);
-        assert!(matches!(delivered_now, Some(Decoded::Delivered)));
-        let delivered = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
+        let outcome = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &bytes);
+        assert!(matches!(outcome, Some(Decoded::Delivered)));
+        let arrived = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
             .await
             .expect("no message within 5 s");
-        assert_eq!(delivered, Some(greet));
+        assert_eq!(arrived, Some(greet));
 
         let boxed = registry.deserialize_inbound_to(&peer, 8, &other, manifest, &bytes);
         let Some(Decoded::Boxed(message)) = boxed else {
