@@ -53,6 +53,24 @@ pub enum ExternalRejection {
     },
 }
 
+/// Rejection of a message by [`ExternalActor::send_ref`]. The caller still has the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefRejection {
+    /// The target has stopped or its node is gone.
+    Stopped,
+    /// A bounded queue towards the target is full.
+    Full {
+        /// Capacity of the full queue.
+        capacity: usize,
+    },
+    /// The target dropped the message and logged why, so the ref records a dead letter of
+    /// the message's type for `reason`, and `try_tell` returns `Ok`.
+    Dropped {
+        /// Reason recorded with the dead letter.
+        reason: DeadLetterReason,
+    },
+}
+
 impl fmt::Debug for ExternalRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -91,6 +109,23 @@ pub trait ExternalActor: Send + Sync + 'static {
     /// with [`ExternalRejection::Full`] when a bounded queue towards it is full.
     fn send(&self, message: BoxedMessage, type_name: &'static str)
         -> Result<(), ExternalRejection>;
+
+    /// Sends the message behind `message`, whose Rust type name is `type_name`, without
+    /// taking it, for a target that only needs to read it, such as one that serializes it.
+    /// This saves boxing the message. Returns `None` when the target needs the message by
+    /// value, which the default does, and the caller then uses [`ExternalActor::send`].
+    ///
+    /// A target that cannot send this message logs why and returns
+    /// [`RefRejection::Dropped`]; on [`RefRejection::Stopped`] and [`RefRejection::Full`]
+    /// the caller handles the message as for the matching [`ExternalRejection`].
+    fn send_ref(
+        &self,
+        message: &(dyn Any + Send),
+        type_name: &'static str,
+    ) -> Option<Result<(), RefRejection>> {
+        let _ = (message, type_name);
+        None
+    }
 
     /// Registers `watcher`, to be notified once when the target stops.
     ///
@@ -242,7 +277,24 @@ impl<M: Send + 'static> Target for ExternalTarget<M> {
 
 impl<M: Send + 'static> MessageTarget<M> for ExternalTarget<M> {
     fn enqueue(&self, envelope: Envelope<M>, _overflow_applies: bool) -> Enqueued<M> {
-        let message: BoxedMessage = Box::new(envelope.into_message());
+        let message = envelope.into_message();
+        if let Some(sent) = self.external.send_ref(&message, std::any::type_name::<M>()) {
+            return match sent {
+                Ok(()) => Enqueued::Done,
+                Err(RefRejection::Stopped) => {
+                    Enqueued::Rejected(Envelope::User(message), Rejection::Stopped)
+                }
+                Err(RefRejection::Full { capacity }) => {
+                    Enqueued::Rejected(Envelope::User(message), Rejection::Full { capacity })
+                }
+                Err(RefRejection::Dropped { reason }) => {
+                    self.system
+                        .record_dead_letter::<M>(&self.external.path(), reason);
+                    Enqueued::Done
+                }
+            };
+        }
+        let message: BoxedMessage = Box::new(message);
         match self.external.send(message, std::any::type_name::<M>()) {
             Ok(()) => Enqueued::Done,
             Err(ExternalRejection::Stopped(message)) => match message.downcast::<M>() {
@@ -293,10 +345,16 @@ mod tests {
         watchers: Mutex<Vec<Watcher>>,
         stopped: Mutex<bool>,
         drop_all: bool,
+        /// Flag set when messages arrive through `send_ref` instead of boxed through `send`.
+        by_ref: bool,
     }
 
     impl Recorder {
         fn new(system: &ActorSystem, drop_all: bool) -> Arc<Self> {
+            Self::with_mode(system, drop_all, false)
+        }
+
+        fn with_mode(system: &ActorSystem, drop_all: bool, by_ref: bool) -> Arc<Self> {
             Arc::new(Recorder {
                 id: new_actor_id(),
                 system: system.clone(),
@@ -304,6 +362,7 @@ mod tests {
                 watchers: Mutex::default(),
                 stopped: Mutex::new(false),
                 drop_all,
+                by_ref,
             })
         }
 
@@ -345,6 +404,30 @@ mod tests {
             let text = message.downcast::<String>().expect("a String message");
             self.received.lock().unwrap().push(*text);
             Ok(())
+        }
+
+        fn send_ref(
+            &self,
+            message: &(dyn Any + Send),
+            _type_name: &'static str,
+        ) -> Option<Result<(), RefRejection>> {
+            if !self.by_ref {
+                return None;
+            }
+            if *self.stopped.lock().unwrap() {
+                return Some(Err(RefRejection::Stopped));
+            }
+            if self.drop_all {
+                return Some(Err(RefRejection::Dropped {
+                    reason: DeadLetterReason::OutboundQueueFull,
+                }));
+            }
+            let text = message.downcast_ref::<String>().expect("a String message");
+            self.received
+                .lock()
+                .unwrap()
+                .push(format!("by ref: {text}"));
+            Some(Ok(()))
         }
 
         fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, Option<ActorError>)> {
@@ -405,6 +488,33 @@ mod tests {
             Err(SendError::Stopped { message, .. }) => assert_eq!(message, "given back"),
             other => panic!("expected Stopped, got {other:?}"),
         }
+        system.terminate().await;
+    }
+
+    #[tokio::test]
+    async fn by_ref_external_sends_and_rejects() {
+        let system = ActorSystem::new("external-by-ref").unwrap();
+        let recorder = Recorder::with_mode(&system, false, true);
+        let target = ActorRef::<String>::from_external(Arc::clone(&recorder) as _);
+        target.tell("one".to_owned());
+        target.try_tell("two".to_owned()).unwrap();
+        assert_eq!(
+            *recorder.received.lock().unwrap(),
+            ["by ref: one", "by ref: two"]
+        );
+
+        let dropping =
+            ActorRef::<String>::from_external(Recorder::with_mode(&system, true, true) as _);
+        assert!(dropping.try_tell("lost".to_owned()).is_ok());
+        assert_eq!(system.dead_letter_count(), 1);
+
+        recorder.stop();
+        match target.try_tell("given back".to_owned()) {
+            Err(SendError::Stopped { message, .. }) => assert_eq!(message, "given back"),
+            other => panic!("expected Stopped, got {other:?}"),
+        }
+        target.tell("late".to_owned());
+        assert_eq!(system.dead_letter_count(), 2);
         system.terminate().await;
     }
 

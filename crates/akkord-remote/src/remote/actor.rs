@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use akkord_actor::address::UniqueAddress;
 use akkord_actor::remote_support::{
-    with_ref_resolver, BoxedMessage, ExternalActor, ExternalRejection, Watcher,
+    with_ref_resolver, BoxedMessage, ExternalActor, ExternalRejection, RefRejection, Watcher,
 };
 use akkord_actor::{ActorError, ActorId, ActorRef, ActorSystem, AnyActorRef, DeadLetterReason};
 use tracing::{trace, warn};
@@ -75,6 +75,75 @@ impl RemoteActor {
         })
     }
 
+    /// Serializes `message` and queues it for the actor's node, or writes it there.
+    fn send_serialized(
+        &self,
+        message: &(dyn Any + Send),
+        type_name: &'static str,
+    ) -> Result<(), RefRejection> {
+        let Some(core) = self.core.upgrade() else {
+            return Err(RefRejection::Stopped);
+        };
+        if self.is_terminated() {
+            return Err(RefRejection::Stopped);
+        }
+        let Some(transport) = core.transport() else {
+            return Err(RefRejection::Stopped);
+        };
+        // Taken out of the thread's slot rather than borrowed, so a nested send while
+        // serializing finds an empty buffer instead of a borrowed one.
+        let mut payload = SCRATCH.take();
+        payload.clear();
+        let serialized = with_ref_resolver(&core.resolver, || {
+            core.registry
+                .serialize_any_into(message, type_name, &mut payload)
+        });
+        let sent = serialized.map(|manifest| {
+            transport
+                .send_parts(
+                    &self.node,
+                    &self.route,
+                    self.lane,
+                    self.id,
+                    manifest,
+                    &payload,
+                )
+                .map(|()| manifest)
+        });
+        if payload.capacity() <= SCRATCH_KEPT {
+            SCRATCH.set(payload);
+        }
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(error) => {
+                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
+                return Err(RefRejection::Dropped {
+                    reason: DeadLetterReason::NotSerializable,
+                });
+            }
+        };
+        match sent {
+            Ok(manifest) => {
+                trace!(recipient = %self.path(), manifest, "sent remote message");
+                Ok(())
+            }
+            Err(SendError::QueueFull { .. }) => Err(RefRejection::Dropped {
+                reason: DeadLetterReason::OutboundQueueFull,
+            }),
+            Err(SendError::Quarantined(_) | SendError::IncarnationGone { .. }) => {
+                core.node_gone(&self.node, "incarnation quarantined or replaced");
+                Err(RefRejection::Stopped)
+            }
+            Err(SendError::ShutDown) => Err(RefRejection::Stopped),
+            Err(error @ (SendError::FrameTooLarge { .. } | SendError::LocalDestination(_))) => {
+                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
+                Err(RefRejection::Dropped {
+                    reason: DeadLetterReason::NotSerializable,
+                })
+            }
+        }
+    }
+
     /// Returns a type-erased ref to this actor, as carried in [`akkord_actor::Terminated`].
     pub(crate) fn any_ref(&self) -> Option<AnyActorRef> {
         let me = self.me.upgrade()?;
@@ -126,67 +195,22 @@ impl ExternalActor for RemoteActor {
         message: BoxedMessage,
         type_name: &'static str,
     ) -> Result<(), ExternalRejection> {
-        let Some(core) = self.core.upgrade() else {
-            return Err(ExternalRejection::Stopped(message));
-        };
-        if self.is_terminated() {
-            return Err(ExternalRejection::Stopped(message));
+        match self.send_serialized(&*message, type_name) {
+            Ok(()) => Ok(()),
+            Err(RefRejection::Stopped) => Err(ExternalRejection::Stopped(message)),
+            Err(RefRejection::Full { capacity }) => {
+                Err(ExternalRejection::Full { message, capacity })
+            }
+            Err(RefRejection::Dropped { reason }) => Err(ExternalRejection::Dropped { reason }),
         }
-        let Some(transport) = core.transport() else {
-            return Err(ExternalRejection::Stopped(message));
-        };
-        // Taken out of the thread's slot rather than borrowed, so a nested send while
-        // serializing finds an empty buffer instead of a borrowed one.
-        let mut payload = SCRATCH.take();
-        payload.clear();
-        let serialized = with_ref_resolver(&core.resolver, || {
-            core.registry
-                .serialize_any_into(&*message, type_name, &mut payload)
-        });
-        let sent = serialized.map(|manifest| {
-            transport
-                .send_parts(
-                    &self.node,
-                    &self.route,
-                    self.lane,
-                    self.id,
-                    manifest,
-                    &payload,
-                )
-                .map(|()| manifest)
-        });
-        if payload.capacity() <= SCRATCH_KEPT {
-            SCRATCH.set(payload);
-        }
-        let sent = match sent {
-            Ok(sent) => sent,
-            Err(error) => {
-                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
-                return Err(ExternalRejection::Dropped {
-                    reason: DeadLetterReason::NotSerializable,
-                });
-            }
-        };
-        match sent {
-            Ok(manifest) => {
-                trace!(recipient = %self.path(), manifest, "sent remote message");
-                Ok(())
-            }
-            Err(SendError::QueueFull { .. }) => Err(ExternalRejection::Dropped {
-                reason: DeadLetterReason::OutboundQueueFull,
-            }),
-            Err(SendError::Quarantined(_) | SendError::IncarnationGone { .. }) => {
-                core.node_gone(&self.node, "incarnation quarantined or replaced");
-                Err(ExternalRejection::Stopped(message))
-            }
-            Err(SendError::ShutDown) => Err(ExternalRejection::Stopped(message)),
-            Err(error @ (SendError::FrameTooLarge { .. } | SendError::LocalDestination(_))) => {
-                warn!(recipient = %self.path(), message_type = type_name, %error, "message to remote actor not sent");
-                Err(ExternalRejection::Dropped {
-                    reason: DeadLetterReason::NotSerializable,
-                })
-            }
-        }
+    }
+
+    fn send_ref(
+        &self,
+        message: &(dyn Any + Send),
+        type_name: &'static str,
+    ) -> Option<Result<(), RefRejection>> {
+        Some(self.send_serialized(message, type_name))
     }
 
     fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, Option<ActorError>)> {
