@@ -8,10 +8,11 @@
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use akkord_actor::address::UniqueAddress;
 use akkord_actor::fast_hash::FastMap;
+use akkord_actor::remote_support::{with_ref_resolver, ActorRefResolver};
 use akkord_actor::ActorRef;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -336,8 +337,10 @@ pub(crate) enum Decoded {
 
 impl SerializationRegistry {
     /// Deserializes an inbound message from `peer` for the local actor `recipient`, whose id
-    /// is `recipient_id`. When `recipient` is an `ActorRef` of the type registered for
-    /// `manifest`, the message goes to it with `tell`, without being boxed. On failure, logs one
+    /// is `recipient_id`, with `resolver` installed for the actor refs inside it.
+    ///
+    /// When `recipient` is an `ActorRef` of the type registered for `manifest`, the message
+    /// goes to it with `tell` once decoded, without being boxed. On failure, logs one
     /// warning naming the peer and manifest and returns `None`, so only this message is
     /// dropped.
     pub(crate) fn deserialize_inbound_to(
@@ -345,17 +348,18 @@ impl SerializationRegistry {
         peer: &UniqueAddress,
         recipient_id: u64,
         recipient: &(dyn Any + Send + Sync),
+        resolver: &Weak<dyn ActorRefResolver>,
         manifest: &str,
         payload: &[u8],
     ) -> Option<Decoded> {
         let decoded = match self.by_manifest.get(manifest) {
-            Some(codec) => codec.deserialize_to(payload, recipient).map_err(|source| {
-                SerializationError::Codec {
+            Some(codec) => codec
+                .deserialize_to(payload, recipient, resolver)
+                .map_err(|source| SerializationError::Codec {
                     action: "deserialize",
                     manifest: manifest.to_owned(),
                     source,
-                }
-            }),
+                }),
             None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
         };
         match decoded {
@@ -391,6 +395,7 @@ trait ErasedCodec: Send + Sync {
         &self,
         bytes: &[u8],
         recipient: &(dyn Any + Send + Sync),
+        resolver: &Weak<dyn ActorRefResolver>,
     ) -> Result<Decoded, BoxError>;
 }
 
@@ -427,8 +432,11 @@ impl<T: Send + 'static, S: Serializer<T>> ErasedCodec for Codec<T, S> {
         &self,
         bytes: &[u8],
         recipient: &(dyn Any + Send + Sync),
+        resolver: &Weak<dyn ActorRefResolver>,
     ) -> Result<Decoded, BoxError> {
-        let message = self.serializer.deserialize(bytes)?;
+        // The resolver is installed while decoding only, because the recipient may be a
+        // function ref whose function runs inside `tell`.
+        let message = with_ref_resolver(resolver, || self.serializer.deserialize(bytes))?;
         match recipient.downcast_ref::<ActorRef<T>>() {
             Some(actor) => {
                 actor.tell(message);
@@ -580,6 +588,27 @@ mod tests {
         ));
     }
 
+    /// Resolver for messages without actor refs, which never calls it.
+    struct NoRefs;
+
+    impl ActorRefResolver for NoRefs {
+        fn export(
+            &self,
+            _actor: akkord_actor::remote_support::ExportedRef,
+        ) -> Result<akkord_actor::remote_support::SerializedActorRef, String> {
+            Err("the test messages carry no actor refs".to_owned())
+        }
+
+        fn import(
+            &self,
+            _data: akkord_actor::remote_support::SerializedActorRef,
+            _message_type: TypeId,
+            _message_type_name: &'static str,
+        ) -> Result<akkord_actor::remote_support::ImportedRef, String> {
+            Err("the test messages carry no actor refs".to_owned())
+        }
+    }
+
     #[tokio::test]
     async fn inbound_message_delivered_or_boxed() {
         let registry = registry();
@@ -598,23 +627,28 @@ mod tests {
             times: 2,
         };
         let (manifest, bytes) = registry.serialize(&greet).unwrap();
+        // Greet carries no actor ref, so the resolver is never used and a dropped one is enough.
+        let resolver: Weak<dyn ActorRefResolver> = Weak::<NoRefs>::new();
 
-        let outcome = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &bytes);
+        let outcome =
+            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, manifest, &bytes);
         assert!(matches!(outcome, Some(Decoded::Delivered)));
         let arrived = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
             .await
             .expect("no message within 5 s");
         assert_eq!(arrived, Some(greet));
 
-        let boxed = registry.deserialize_inbound_to(&peer, 8, &other, manifest, &bytes);
+        let boxed = registry.deserialize_inbound_to(&peer, 8, &other, &resolver, manifest, &bytes);
         let Some(Decoded::Boxed(message)) = boxed else {
             panic!("a message for a ref of another type was not returned boxed");
         };
         assert!(message.downcast::<Greet>().is_ok());
 
-        let unknown = registry.deserialize_inbound_to(&peer, 7, &greeter, "nope", &bytes);
+        let unknown =
+            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, "nope", &bytes);
         assert!(unknown.is_none());
-        let undecodable = registry.deserialize_inbound_to(&peer, 7, &greeter, manifest, &[0xff]);
+        let undecodable =
+            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, manifest, &[0xff]);
         assert!(undecodable.is_none());
         system.terminate().await;
     }

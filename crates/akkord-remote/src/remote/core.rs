@@ -12,9 +12,8 @@ use std::time::Instant;
 use akkord_actor::address::{Address, UniqueAddress};
 use akkord_actor::fast_hash::FastMap;
 use akkord_actor::remote_support::{
-    new_actor_id, record_dead_letter, unwatch, watch_with_callback, with_ref_resolver,
-    ActorRefResolver, DeliverFn, ExportedRef, ImportedRef, SerializedActorRef,
-    SerializedActorRefView,
+    new_actor_id, record_dead_letter, unwatch, watch_with_callback, ActorRefResolver, DeliverFn,
+    ExportedRef, ImportedRef, SerializedActorRef, SerializedActorRefView,
 };
 use akkord_actor::{ActorError, ActorId, ActorSystem, AnyActorRef, DeadLetterReason};
 use prost::Message;
@@ -408,10 +407,14 @@ impl RemoteCore {
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             return;
         };
-        let decoded = with_ref_resolver(&self.resolver, || {
-            self.registry
-                .deserialize_inbound_to(from, recipient, &*typed, manifest, payload)
-        });
+        let decoded = self.registry.deserialize_inbound_to(
+            from,
+            recipient,
+            &*typed,
+            &self.resolver,
+            manifest,
+            payload,
+        );
         let message = match decoded {
             Some(Decoded::Delivered) => {
                 trace!(peer = %from, recipient, manifest, "delivered remote message");
