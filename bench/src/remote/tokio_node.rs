@@ -273,7 +273,7 @@ async fn serve_tcp(mut stream: TcpStream) -> anyhow::Result<()> {
 /// Replies to the frames from `read` on `write` until the client closes the connection.
 ///
 /// The server acknowledges every [`ACK_EVERY`] data frames with the count received on this
-/// connection, and answers every ping with a pong of the same sequence number and payload
+/// connection, and replies to every ping with a pong of the same sequence number and payload
 /// (the benchmark's pings carry none). It appends the replies to one buffer while complete
 /// frames remain buffered, and writes that buffer with one `write_all` before it reads
 /// again.

@@ -293,49 +293,11 @@ impl SerializationRegistry {
         peer: &UniqueAddress,
         envelope: &UserEnvelope,
     ) -> Option<AnyMessage> {
-        self.deserialize_inbound_parts(
-            peer,
-            envelope.recipient,
-            &envelope.manifest,
-            &envelope.payload,
-        )
+        self.deserialize(&envelope.manifest, &envelope.payload)
+            .map_err(|error| log_dropped(peer, envelope.recipient, &envelope.manifest, &error))
+            .ok()
     }
 
-    /// Deserializes an inbound message from `peer` to `recipient`, given by the fields of
-    /// its envelope; as [`SerializationRegistry::deserialize_inbound`].
-    pub fn deserialize_inbound_parts(
-        &self,
-        peer: &UniqueAddress,
-        recipient: u64,
-        manifest: &str,
-        payload: &[u8],
-    ) -> Option<AnyMessage> {
-        match self.deserialize(manifest, payload) {
-            Ok(message) => Some(message),
-            Err(error) => {
-                warn!(
-                    peer = %peer,
-                    manifest,
-                    recipient,
-                    %error,
-                    "dropped inbound message"
-                );
-                None
-            }
-        }
-    }
-}
-
-/// A message decoded for a local recipient.
-pub(crate) enum Decoded {
-    /// The message went to the recipient's mailbox, because the recipient is an `ActorRef`
-    /// of the registered type.
-    Delivered,
-    /// The message, for a recipient that is not an `ActorRef` of the registered type.
-    Boxed(AnyMessage),
-}
-
-impl SerializationRegistry {
     /// Deserializes an inbound message from `peer` for the local actor `recipient`, whose id
     /// is `recipient_id`, with `resolver` installed for the actor refs inside it.
     ///
@@ -362,20 +324,30 @@ impl SerializationRegistry {
                 }),
             None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
         };
-        match decoded {
-            Ok(decoded) => Some(decoded),
-            Err(error) => {
-                warn!(
-                    peer = %peer,
-                    manifest,
-                    recipient = recipient_id,
-                    %error,
-                    "dropped inbound message"
-                );
-                None
-            }
-        }
+        decoded
+            .map_err(|error| log_dropped(peer, recipient_id, manifest, &error))
+            .ok()
     }
+}
+
+/// Logs the one warning for an inbound message that failed to decode and is dropped.
+fn log_dropped(peer: &UniqueAddress, recipient: u64, manifest: &str, error: &SerializationError) {
+    warn!(
+        peer = %peer,
+        manifest,
+        recipient,
+        %error,
+        "dropped inbound message"
+    );
+}
+
+/// A message decoded for a local recipient.
+pub(crate) enum Decoded {
+    /// The message went to the recipient's mailbox, because the recipient is an `ActorRef`
+    /// of the registered type.
+    Delivered,
+    /// The message, for a recipient that is not an `ActorRef` of the registered type.
+    Boxed(AnyMessage),
 }
 
 impl std::fmt::Debug for SerializationRegistry {
@@ -588,7 +560,7 @@ mod tests {
         ));
     }
 
-    /// Resolver for messages without actor refs, which never calls it.
+    /// Resolver for the test messages, which carry no actor refs and so never call it.
     struct NoRefs;
 
     impl ActorRefResolver for NoRefs {

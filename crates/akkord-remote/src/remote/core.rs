@@ -264,9 +264,9 @@ impl RemoteCore {
         match remotes.entry((actor.node.uid, id)) {
             Entry::Vacant(entry) => Some(entry.insert(actor).clone()),
             Entry::Occupied(entry) if entry.get().node == actor.node => Some(entry.get().clone()),
-            // NOTE: two nodes with the same random uid, which a 64-bit uid makes unlikely.
-            // The second node's actor stays out of the table, so it is not terminated when
-            // that node is declared gone.
+            // NOTE: when two nodes have the same random 64-bit uid, which is unlikely, the
+            // second node's actor stays out of the table, so it is not terminated when that
+            // node is declared gone.
             Entry::Occupied(_) => Some(actor),
         }
     }
@@ -429,12 +429,17 @@ impl RemoteCore {
             .by_id
             .get(&recipient)
             .map(|export| export.deliver.clone());
-        let delivered = deliver.is_some_and(|deliver| deliver(message).is_ok());
-        if delivered {
-            trace!(peer = %from, recipient, manifest, "delivered remote message");
-        } else {
-            debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
-            self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
+        match deliver.map(|deliver| deliver(message)) {
+            Some(Ok(())) => trace!(peer = %from, recipient, manifest, "delivered remote message"),
+            Some(Err(_)) => {
+                debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
+                self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
+            }
+            // The actor was unexported while the message was decoded.
+            None => {
+                debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
+                self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
+            }
         }
     }
 
@@ -616,7 +621,7 @@ impl ActorRefResolver for RemoteCore {
         if let Some(expected) = self.registry.manifest_of(message_type) {
             if !data.manifest.is_empty() && data.manifest != expected {
                 return Err(format!(
-                    "actor ref {}@{}:{}#{}{} accepts messages with manifest {:?}, not \
+                    "actor ref akkord://{}@{}:{}#{}{} accepts messages with manifest {:?}, not \
                      {message_type_name} ({expected:?})",
                     data.system, data.host, data.port, data.uid, data.path, data.manifest
                 ));
