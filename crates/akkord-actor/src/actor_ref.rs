@@ -150,6 +150,11 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn mailbox_depth(&self) -> usize {
         0
     }
+
+    /// Returns true for the reply ref of an ask, which takes one message and then stops.
+    fn is_ask_reply(&self) -> bool {
+        false
+    }
 }
 
 /// The typed side: where messages of type `M` go.
@@ -476,7 +481,7 @@ impl<R: Send + 'static> Target for PromiseTarget<R> {
     }
 
     fn path(&self) -> String {
-        format!("/temp/$ask{}", self.id)
+        format!("{}{}", crate::remote_support::ASK_REPLY_PATH, self.id)
     }
 
     fn system(&self) -> &Arc<SystemShared> {
@@ -495,6 +500,10 @@ impl<R: Send + 'static> Target for PromiseTarget<R> {
     }
 
     fn unwatch(&self, _watcher: ActorId) {}
+
+    fn is_ask_reply(&self) -> bool {
+        true
+    }
 
     /// True once the reply arrived or the asker stopped waiting for it.
     fn is_terminated(&self) -> bool {

@@ -11,6 +11,8 @@
 //!   once, with [`Terminated`].
 //! - [`watch_with_callback`] and [`unwatch`]: watch a local actor on behalf of something
 //!   that is not an actor, such as a watcher on another node.
+//! - [`AnyActorRef::is_ask_reply`]: distinguishes the reply ref of an ask, which takes one
+//!   message, from refs that live on.
 //! - [`new_actor_id`]: a fresh id from the process-wide counter. An external ref uses one as
 //!   its local alias, so it never equals a local ref and never collides in a watcher's
 //!   table of watched actors.
@@ -199,7 +201,20 @@ impl AnyActorRef {
     pub fn external(&self) -> Option<Arc<dyn ExternalActor>> {
         self.target.external()
     }
+
+    /// Returns true when this is the reply ref of an ask: it takes one message, and it
+    /// notifies no watcher when it stops.
+    ///
+    /// A remote layer can forget such a ref once a reply reached it, instead of watching it.
+    pub fn is_ask_reply(&self) -> bool {
+        self.target.is_ask_reply()
+    }
 }
+
+/// Start of the path of an ask's reply ref, followed by its actor id.
+///
+/// A node that decodes a ref with such a path can expect one message to be sent to it.
+pub const ASK_REPLY_PATH: &str = "/temp/$ask";
 
 /// Allocates a fresh actor id from the process-wide counter shared with local actors.
 pub fn new_actor_id() -> ActorId {
@@ -449,6 +464,29 @@ mod tests {
         fn as_any(&self) -> &dyn Any {
             self
         }
+    }
+
+    #[tokio::test]
+    async fn only_ask_reply_refs_take_one_message() {
+        let system = ActorSystem::new("ask-reply").unwrap();
+        let (sender, mut refs) = mpsc::unbounded_channel();
+        let answerer = ActorRef::from_fn(&system, "answerer", move |reply_to: ActorRef<u32>| {
+            let _ = sender.send(reply_to.to_any());
+            reply_to.tell(7);
+        });
+        assert_eq!(
+            answerer
+                .ask(|reply_to| reply_to, Duration::from_secs(5))
+                .await,
+            Ok(7)
+        );
+        let reply_to = refs.recv().await.unwrap();
+        assert!(reply_to.is_ask_reply());
+        assert!(reply_to.path().starts_with(ASK_REPLY_PATH));
+        assert!(!answerer.to_any().is_ask_reply());
+        let external = ActorRef::<String>::from_external(Recorder::new(&system, false) as _);
+        assert!(!external.to_any().is_ask_reply());
+        system.terminate().await;
     }
 
     #[tokio::test]

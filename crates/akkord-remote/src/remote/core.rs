@@ -13,7 +13,7 @@ use akkord_actor::address::{Address, UniqueAddress};
 use akkord_actor::fast_hash::FastMap;
 use akkord_actor::remote_support::{
     new_actor_id, record_dead_letter, unwatch, watch_with_callback, ActorRefResolver, DeliverFn,
-    ExportedRef, ImportedRef, SerializedActorRef, SerializedActorRefView,
+    ExportedRef, ImportedRef, SerializedActorRef, SerializedActorRefView, ASK_REPLY_PATH,
 };
 use akkord_actor::{ActorError, ActorId, ActorSystem, AnyActorRef, DeadLetterReason};
 use prost::Message;
@@ -79,6 +79,8 @@ struct Export {
     manifest: String,
     typed: Arc<dyn Any + Send + Sync>,
     deliver: Arc<DeliverFn>,
+    /// The reply ref of an ask: unexported when the first message reaches it.
+    ask_reply: bool,
 }
 
 impl RemoteCore {
@@ -139,11 +141,15 @@ impl RemoteCore {
     /// Makes `exported` addressable by remote nodes under its actor id; returns its id.
     /// `manifest` is the one registered for its message type, empty when none is.
     ///
+    /// The reply ref of an ask is unexported when a message reaches it, or by the sweep once
+    /// the ask is over. It is not watched, because it notifies no watcher.
+    ///
     /// NOTE: a ref that never stops, such as one from `ActorRef::from_fn` or a message
     /// adapter, stays exported until the remote system is dropped.
     pub(crate) fn export_local(&self, exported: ExportedRef, manifest: &str) -> u64 {
         let id = exported.actor.id().value();
-        let actor = exported.actor.clone();
+        let ask_reply = exported.actor.is_ask_reply();
+        let actor = (!ask_reply).then(|| exported.actor.clone());
         {
             let mut exports = lock(&self.exports);
             if exports.by_id.contains_key(&id) {
@@ -157,9 +163,13 @@ impl RemoteCore {
                     manifest: manifest.to_owned(),
                     typed: exported.typed,
                     deliver: exported.deliver,
+                    ask_reply,
                 },
             );
         }
+        let Some(actor) = actor else {
+            return id;
+        };
         // The callback may run at once when the actor has already stopped, so the exports
         // lock must not be held here.
         let me = self.me.clone();
@@ -248,6 +258,10 @@ impl RemoteCore {
 
     /// Creates the target of actor `id` on `node` and keeps it in the table, unless another
     /// thread created it first.
+    ///
+    /// The reply ref of an ask stays out of the table until something watches it: it
+    /// expects one message, so nothing is gained by sharing it, and the table stays small
+    /// while many asks are answered.
     fn new_remote_actor(
         &self,
         node: UniqueAddress,
@@ -259,7 +273,11 @@ impl RemoteCore {
             || self
                 .transport()
                 .is_some_and(|transport| transport.is_quarantined(&node));
+        let ask_reply = path.starts_with(ASK_REPLY_PATH);
         let actor = RemoteActor::create(&core, node, id, path, gone);
+        if ask_reply {
+            return Some(actor);
+        }
         let mut remotes = lock(&self.remotes);
         match remotes.entry((actor.node.uid, id)) {
             Entry::Vacant(entry) => Some(entry.insert(actor).clone()),
@@ -273,6 +291,12 @@ impl RemoteCore {
 
     /// Starts watching the node of `actor`, which just got its first local watcher.
     pub(crate) fn watch_remote(&self, actor: &Arc<RemoteActor>) {
+        // An ask's reply ref enters the table here, so that its node's death terminates it.
+        // NOTE: when another target of the same actor is in the table already, this one
+        // stays out, and only that one is terminated when the node is gone.
+        lock(&self.remotes)
+            .entry((actor.node.uid, actor.id))
+            .or_insert_with(|| actor.clone());
         lock(&self.node_watch).watch(&actor.node);
         self.send_watch_message(&actor.node, WATCH, actor.id);
     }
@@ -398,10 +422,19 @@ impl RemoteCore {
         manifest: &str,
         payload: &[u8],
     ) {
-        let typed = lock(&self.exports)
-            .by_id
-            .get(&recipient)
-            .map(|export| export.typed.clone());
+        // The reply ref of an ask takes one message, so it leaves the table now. It goes back
+        // when that message is not delivered, so that a sound reply can still follow.
+        let (typed, ask_reply) = {
+            let mut exports = lock(&self.exports);
+            match exports.by_id.entry(recipient) {
+                Entry::Occupied(entry) if entry.get().ask_reply => {
+                    let export = entry.remove();
+                    (Some(export.typed.clone()), Some(export))
+                }
+                Entry::Occupied(entry) => (Some(entry.get().typed.clone()), None),
+                Entry::Vacant(_) => (None, None),
+            }
+        };
         let Some(typed) = typed else {
             debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
@@ -421,25 +454,40 @@ impl RemoteCore {
                 return;
             }
             Some(Decoded::Boxed(message)) => message,
-            None => return,
+            None => {
+                self.restore_ask_reply(recipient, ask_reply);
+                return;
+            }
         };
         // The recipient's ref has another type than the manifest's, so only its delivery
         // function can tell whether it accepts the message.
-        let deliver = lock(&self.exports)
-            .by_id
-            .get(&recipient)
-            .map(|export| export.deliver.clone());
+        let deliver = match &ask_reply {
+            Some(export) => Some(export.deliver.clone()),
+            None => lock(&self.exports)
+                .by_id
+                .get(&recipient)
+                .map(|export| export.deliver.clone()),
+        };
         match deliver.map(|deliver| deliver(message)) {
             Some(Ok(())) => trace!(peer = %from, recipient, manifest, "delivered remote message"),
             Some(Err(_)) => {
                 debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
                 self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
+                self.restore_ask_reply(recipient, ask_reply);
             }
             // The actor was unexported while the message was decoded.
             None => {
                 debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
                 self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             }
+        }
+    }
+
+    /// Exports again the reply ref of an ask that `deliver` took out of the table for a
+    /// message it then dropped.
+    fn restore_ask_reply(&self, id: u64, export: Option<Export>) {
+        if let Some(export) = export {
+            lock(&self.exports).by_id.entry(id).or_insert(export);
         }
     }
 
@@ -776,3 +824,7 @@ impl InboundHandler for Handler {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -1,0 +1,123 @@
+use std::time::Duration;
+
+use akkord_actor::remote_support::{new_actor_id, watch_with_callback};
+use akkord_actor::{ActorRef, ActorSystem};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::remote::{RemoteSystem, RemoteSystemSettings};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A question whose answer goes to `reply_to`.
+#[derive(Serialize, Deserialize)]
+struct Question {
+    reply_to: ActorRef<u64>,
+}
+
+async fn bind() -> RemoteSystem {
+    let system = ActorSystem::new("core").unwrap();
+    let mut registry = SerializationRegistry::new();
+    registry.register::<u64>("test.Count").unwrap();
+    registry.register::<Question>("test.Question").unwrap();
+    RemoteSystem::bind(system, RemoteSystemSettings::new("core"), registry)
+        .await
+        .unwrap()
+}
+
+/// Number of exported reply refs of asks on `remote`.
+fn exported_ask_replies(remote: &RemoteSystem) -> usize {
+    lock(&remote.core.exports)
+        .by_id
+        .values()
+        .filter(|export| export.ask_reply)
+        .count()
+}
+
+/// Number of targets of ask reply refs in the remote actor table of `remote`.
+fn remote_ask_replies(remote: &RemoteSystem) -> usize {
+    lock(&remote.core.remotes)
+        .values()
+        .filter(|actor| actor.path.starts_with(ASK_REPLY_PATH))
+        .count()
+}
+
+#[tokio::test]
+async fn answered_ask_leaves_no_table_entry() {
+    let asking = bind().await;
+    let serving = bind().await;
+    let answerer = ActorRef::from_fn(serving.system(), "answerer", |question: Question| {
+        question.reply_to.tell(42);
+    });
+    serving.expose("answerer", &answerer).unwrap();
+    let remote: ActorRef<Question> = asking
+        .lookup(&serving.local_address().address, "answerer", WAIT)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let answer = remote.ask(|reply_to| Question { reply_to }, WAIT).await;
+        assert_eq!(answer, Ok(42));
+        // The reply ref leaves the export table before the reply reaches it, and the
+        // serving node never keeps its side of the ref.
+        assert_eq!(exported_ask_replies(&asking), 0);
+        assert_eq!(remote_ask_replies(&serving), 0);
+    }
+    asking.shutdown().await;
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn undecodable_reply_keeps_ask_open() {
+    let asking = bind().await;
+    let (sender, mut questions) = mpsc::unbounded_channel();
+    let silent = ActorRef::from_fn(asking.system(), "silent", move |reply_to: ActorRef<u64>| {
+        let _ = sender.send(reply_to);
+    });
+    let ask = tokio::spawn(async move { silent.ask(|reply_to| reply_to, WAIT).await });
+    let reply_to = questions.recv().await.unwrap();
+    let id = asking.encode_ref(&reply_to).unwrap().id;
+    assert_eq!(exported_ask_replies(&asking), 1);
+
+    let peer = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    // A varint longer than ten bytes is no u64.
+    asking.core.deliver(&peer, id, "test.Count", &[0xff; 11]);
+    assert_eq!(exported_ask_replies(&asking), 1);
+    asking.core.deliver(&peer, id, "test.Question", &[0]);
+    assert_eq!(exported_ask_replies(&asking), 1);
+
+    let answer = postcard::to_allocvec(&5_u64).unwrap();
+    asking.core.deliver(&peer, id, "test.Count", &answer);
+    assert_eq!(ask.await.unwrap(), Ok(5));
+    assert_eq!(exported_ask_replies(&asking), 0);
+    asking.shutdown().await;
+}
+
+#[tokio::test]
+async fn watched_ask_reply_ends_with_its_node() {
+    let serving = bind().await;
+    let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    let data = SerializedActorRef {
+        system: "core".to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port: 1,
+        uid: 7,
+        id: 3,
+        path: format!("{ASK_REPLY_PATH}3"),
+        manifest: "test.Count".to_owned(),
+    };
+    let reply_to: ActorRef<u64> = serving.decode_ref(data).unwrap();
+    assert_eq!(remote_ask_replies(&serving), 0);
+
+    let (sender, mut terminated) = mpsc::unbounded_channel();
+    watch_with_callback(&reply_to.to_any(), new_actor_id(), move |_| {
+        let _ = sender.send(());
+    });
+    assert_eq!(remote_ask_replies(&serving), 1);
+    serving.core.node_gone(&node, "test");
+    tokio::time::timeout(WAIT, terminated.recv())
+        .await
+        .expect("no Terminated within 5 s")
+        .unwrap();
+    serving.shutdown().await;
+}
