@@ -140,6 +140,30 @@ fn drive(first: Arc<dyn Turn>) -> TurnFuture {
     }))
 }
 
+/// Runs `work`, then, in the calling task, the turns of the actors that `work` made ready,
+/// as a driver would.
+///
+/// `work` is synchronous code outside any actor that tells many messages in a row, such as
+/// the dispatch of one read from a connection. The actor it makes ready first waits in the
+/// slot, so telling it more messages costs no task and no wake-up of another worker thread.
+pub(crate) async fn run_after<T>(work: impl FnOnce() -> T) -> T {
+    NEXT_TURN
+        .scope(RefCell::new(None), async move {
+            let output = work();
+            let mut turns = 0;
+            while let Some(next) = NEXT_TURN.with(|slot| slot.borrow_mut().take()) {
+                if turns >= INLINE_TURN_BUDGET {
+                    tokio::spawn(drive(next));
+                    break;
+                }
+                run_or_move(next.run_turn()).await;
+                turns += 1;
+            }
+            output
+        })
+        .await
+}
+
 /// Polls `turn` once; a turn that is not finished continues on a task of its own.
 ///
 /// The new task polls the turn again at once, which registers the task's own waker, so the

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akkord_actor::address::UniqueAddress;
+use akkord_actor::remote_support::run_ready_after;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -202,9 +203,14 @@ async fn read_frames(
 ) -> Result<(), ReadError> {
     let mut codec = FrameCodec::new(inner.settings.max_frame_len(lane));
     loop {
-        while let Some(frame) = codec.decode(&mut buffer)? {
-            dispatch(inner, lane, peer, frame)?;
-        }
+        // The recipients made ready by this read run in this task once it is dispatched.
+        run_ready_after(|| {
+            while let Some(frame) = codec.decode(&mut buffer)? {
+                dispatch(inner, lane, peer, frame)?;
+            }
+            Ok::<(), ReadError>(())
+        })
+        .await?;
         buffer.reserve(READ_RESERVE);
         let n = connection
             .read_buf(&mut buffer)
