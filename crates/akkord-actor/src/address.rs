@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// URI scheme of node addresses.
 pub const SCHEME: &str = "akkord";
@@ -14,10 +15,12 @@ pub const SCHEME: &str = "akkord";
 ///
 /// Ordering compares system, then host as a string, then port. The cluster leader is the
 /// lowest address, so this order must be the same on every node.
+///
+/// The text is shared, so a clone costs no allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
-    system: String,
-    host: String,
+    system: Arc<str>,
+    host: Arc<str>,
     port: u16,
 }
 
@@ -44,7 +47,11 @@ impl Address {
         {
             return Err(AddressError::InvalidHost(host));
         }
-        Ok(Self { system, host, port })
+        Ok(Self {
+            system: system.into(),
+            host: host.into(),
+            port,
+        })
     }
 
     /// Returns the actor system name.
@@ -194,6 +201,15 @@ mod tests {
             let address: Address = text.parse().unwrap();
             assert_eq!(address.to_string(), text);
         }
+    }
+
+    #[test]
+    fn clone_shares_text() {
+        let address = Address::new("demo", "127.0.0.1", 2552).unwrap();
+        let copy = address.clone();
+        assert_eq!(copy, address);
+        assert_eq!(copy.system().as_ptr(), address.system().as_ptr());
+        assert_eq!(copy.host().as_ptr(), address.host().as_ptr());
     }
 
     #[test]

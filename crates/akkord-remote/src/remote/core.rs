@@ -131,7 +131,9 @@ impl RemoteCore {
 
     /// Returns the lane for messages to the actor at `path`.
     pub(crate) fn lane_for(&self, path: &str) -> Lane {
-        if self.large_message_recipients.contains(path) {
+        // Most nodes name no large-message recipient, and then the path is not hashed.
+        if !self.large_message_recipients.is_empty() && self.large_message_recipients.contains(path)
+        {
             Lane::Large
         } else {
             Lane::Ordinary
