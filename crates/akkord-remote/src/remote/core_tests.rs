@@ -21,6 +21,7 @@ async fn bind() -> RemoteSystem {
     let mut registry = SerializationRegistry::new();
     registry.register::<u64>("test.Count").unwrap();
     registry.register::<Question>("test.Question").unwrap();
+    registry.register::<String>("test.Text").unwrap();
     RemoteSystem::bind(system, RemoteSystemSettings::new("core"), registry)
         .await
         .unwrap()
@@ -68,7 +69,7 @@ async fn answered_ask_leaves_no_table_entry() {
 }
 
 #[tokio::test]
-async fn undecodable_reply_keeps_ask_open() {
+async fn undelivered_reply_keeps_ask_open() {
     let asking = bind().await;
     let (sender, mut questions) = mpsc::unbounded_channel();
     let silent = ActorRef::from_fn(asking.system(), "silent", move |reply_to: ActorRef<u64>| {
@@ -83,7 +84,9 @@ async fn undecodable_reply_keeps_ask_open() {
     // A varint longer than ten bytes is no u64.
     asking.core.deliver(&peer, id, "test.Count", &[0xff; 11]);
     assert_eq!(exported_ask_replies(&asking), 1);
-    asking.core.deliver(&peer, id, "test.Question", &[0]);
+    // A sound message of a type the reply ref does not accept.
+    let text = postcard::to_allocvec("five").unwrap();
+    asking.core.deliver(&peer, id, "test.Text", &text);
     assert_eq!(exported_ask_replies(&asking), 1);
 
     let answer = postcard::to_allocvec(&5_u64).unwrap();
