@@ -366,3 +366,32 @@ fn same_seed_replays_same_events() {
     assert_eq!(first, run(12));
     assert_ne!(first, run(13), "another seed gives another run");
 }
+
+#[test]
+fn node_removed_unaware_of_down_stops_as_downed() {
+    let mut sim = Simulator::new(5);
+    let nodes = cluster(&mut sim, 3, 3, settings);
+    sim.expect_within(MINUTE, "three members up", |sim| all_up(sim, &nodes));
+
+    // Node 3 receives nothing, so neither its Down nor its removal reaches it in time.
+    sim.partition_one_way(&nodes[0], &nodes[2]);
+    sim.partition_one_way(&nodes[1], &nodes[2]);
+    sim.invoke(&nodes[0], |n, now, out| {
+        n.command(now, out, |node, out| node.down(&unique(3, 103), now, out))
+    })
+    .expect("node is alive")
+    .expect("node 3 is a member");
+    sim.expect_within(MINUTE, "node 3 removed by the others", |sim| {
+        all_up(sim, &nodes[..2])
+    });
+    assert_eq!(shutdown_reason(&sim, &nodes[2]), None);
+
+    sim.heal();
+    sim.expect_within(MINUTE, "node 3 stopped", |sim| {
+        shutdown_reason(sim, &nodes[2]).is_some()
+    });
+    assert_eq!(
+        shutdown_reason(&sim, &nodes[2]),
+        Some(ShutdownReason::Downed)
+    );
+}

@@ -60,9 +60,9 @@ impl NodeMessage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShutdownReason {
     /// This incarnation was marked Down, by the resolver, an operator or a restart of the
-    /// same address.
+    /// same address, or it was removed without having left.
     Downed,
-    /// This incarnation was removed from the cluster after leaving or being downed.
+    /// This incarnation was removed from the cluster after leaving.
     Removed,
 }
 

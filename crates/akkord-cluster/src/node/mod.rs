@@ -413,10 +413,23 @@ impl ClusterNode {
         );
         out.events.extend(node_events);
         let mut stop = None;
+        let mut left = false;
         for event in result.events {
             match &event {
+                ClusterEvent::MemberRemoved {
+                    member,
+                    previous_status,
+                } if member.unique_address == self.self_node => {
+                    left = matches!(
+                        previous_status,
+                        MemberStatus::Leaving | MemberStatus::Exiting
+                    );
+                }
                 ClusterEvent::SelfDowned => stop = stop.or(Some(ShutdownReason::Downed)),
-                ClusterEvent::SelfRemoved => stop = Some(ShutdownReason::Removed),
+                // A node removed without having left was downed, though the state that
+                // marked it Down did not reach it before the one that removed it.
+                ClusterEvent::SelfRemoved if left => stop = Some(ShutdownReason::Removed),
+                ClusterEvent::SelfRemoved => stop = Some(ShutdownReason::Downed),
                 _ => {}
             }
             out.events.push(NodeEvent::Membership(event));
