@@ -529,6 +529,7 @@ impl LaneWriter {
         let _withdraw = WithdrawIdle(&association.queues[self.lane.index()]);
         let mut scratch = [0u8; 64];
         let mut closing = false;
+        let mut wrote_since_wait = false;
         loop {
             if let Some(batch) = self.next_batch(peer) {
                 let frames = batch.frames;
@@ -543,10 +544,19 @@ impl LaneWriter {
                 counters.batches_sent[lane].fetch_add(1, Ordering::Relaxed);
                 trace!(peer = %peer, lane = %self.lane, frames, bytes = batch.bytes.len(), "wrote batch");
                 self.queue().recycle(batch.bytes);
+                wrote_since_wait = true;
                 continue;
             }
             if closing {
                 return Ok(Exit::Reconnect);
+            }
+            if wrote_since_wait {
+                // Before waiting, let the tasks that are ready now run: those made ready
+                // while the batch was written, such as askers woken by replies, then queue
+                // their next frames without having to wake the writer.
+                wrote_since_wait = false;
+                tokio::task::yield_now().await;
+                continue;
             }
             if let Some(idle) = writer.idle_socket(peer.uid) {
                 if !self.queue().set_idle(idle) {
