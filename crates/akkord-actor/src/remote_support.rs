@@ -218,7 +218,7 @@ impl AnyActorRef {
 /// A node that decodes a ref with such a path can expect one message to be sent to it.
 pub const ASK_REPLY_PATH: &str = "/temp/$ask";
 
-/// Runs `deliver`, which tells messages to local actors, then runs the turns of the actors
+/// Runs `deliver`, which sends messages to local actors, then runs the turns of the actors
 /// it made ready in the calling task, before the returned future completes.
 ///
 /// A transport wraps the dispatch of each read from a connection in this call. Messages to

@@ -143,7 +143,7 @@ fn drive(first: Arc<dyn Turn>) -> TurnFuture {
 /// Runs `work`, then, in the calling task, the turns of the actors that `work` made ready,
 /// as a driver would.
 ///
-/// `work` is synchronous code outside any actor that tells many messages in a row, such as
+/// `work` is synchronous code outside any actor that sends many messages in a row, such as
 /// the dispatch of one read from a connection. The actor it makes ready first waits in the
 /// slot, so telling it more messages costs no task and no wake-up of another worker thread.
 pub(crate) async fn run_after<T>(work: impl FnOnce() -> T) -> T {

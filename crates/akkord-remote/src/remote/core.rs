@@ -131,9 +131,7 @@ impl RemoteCore {
 
     /// Returns the lane for messages to the actor at `path`.
     pub(crate) fn lane_for(&self, path: &str) -> Lane {
-        // Most nodes name no large-message recipient, and then the path is not hashed.
-        if !self.large_message_recipients.is_empty() && self.large_message_recipients.contains(path)
-        {
+        if self.large_message_recipients.contains(path) {
             Lane::Large
         } else {
             Lane::Ordinary
@@ -263,7 +261,7 @@ impl RemoteCore {
     ///
     /// The reply ref of an ask stays out of the table until something watches it: it
     /// expects one message, so nothing is gained by sharing it, and the table stays small
-    /// while many asks are answered.
+    /// while many ask replies are pending.
     fn new_remote_actor(
         &self,
         node: UniqueAddress,

@@ -27,7 +27,7 @@ async fn bind() -> RemoteSystem {
         .unwrap()
 }
 
-/// Number of exported reply refs of asks on `remote`.
+/// Number of exported ask reply refs on `remote`.
 fn exported_ask_replies(remote: &RemoteSystem) -> usize {
     lock(&remote.core.exports)
         .by_id
@@ -60,7 +60,7 @@ async fn answered_ask_leaves_no_table_entry() {
         let answer = remote.ask(|reply_to| Question { reply_to }, WAIT).await;
         assert_eq!(answer, Ok(42));
         // The reply ref leaves the export table before the reply reaches it, and the
-        // serving node never keeps its side of the ref.
+        // serving node does not keep its side of the unwatched ref.
         assert_eq!(exported_ask_replies(&asking), 0);
         assert_eq!(remote_ask_replies(&serving), 0);
     }
