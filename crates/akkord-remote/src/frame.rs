@@ -186,6 +186,29 @@ impl FrameCodec {
     pub fn max_len(&self) -> usize {
         self.max_len
     }
+
+    /// Reads the header of the frame at the start of `src` without consuming anything.
+    ///
+    /// Returns the body's length when the whole frame is in `src`, and `None` when more
+    /// bytes are needed.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`FrameError::Oversized`] when the header announces more than the maximum
+    /// length, as [`Decoder::decode`] does.
+    pub fn complete_body_len(&self, src: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(header) = src.first_chunk::<FRAME_HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*header) as usize;
+        if len > self.max_len {
+            return Err(FrameError::Oversized {
+                len,
+                max: self.max_len,
+            });
+        }
+        Ok((src.len() - FRAME_HEADER_LEN >= len).then_some(len))
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -288,6 +311,25 @@ mod tests {
         let body = codec.decode(&mut buffer).unwrap().unwrap();
         assert_eq!(&body[..], &frame[FRAME_HEADER_LEN..]);
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn complete_body_len_waits_for_the_whole_frame() {
+        let codec = FrameCodec::new(8);
+        let frame = [0, 0, 0, 3, b'a', b'b', b'c', 0, 0];
+        for end in 0..7 {
+            assert_eq!(
+                codec.complete_body_len(&frame[..end]).unwrap(),
+                None,
+                "{end}"
+            );
+        }
+        // Bytes of a next frame do not count against this one.
+        assert_eq!(codec.complete_body_len(&frame).unwrap(), Some(3));
+        assert!(matches!(
+            codec.complete_body_len(&[0, 0, 0, 9]),
+            Err(FrameError::Oversized { len: 9, max: 8 })
+        ));
     }
 
     #[test]

@@ -275,7 +275,7 @@ pub(crate) struct UserParts<'a> {
     pub(crate) recipient: u64,
     pub(crate) manifest: &'a str,
     /// A slice of the frame.
-    pub(crate) payload: Bytes,
+    pub(crate) payload: &'a [u8],
 }
 
 /// Reads a [`UserEnvelope`] from `frame` when it has no sender and only known fields, each
@@ -283,7 +283,7 @@ pub(crate) struct UserParts<'a> {
 ///
 /// Returns `None` for any other frame, malformed ones included. The caller then decodes it
 /// with the derived decoder, which applies the full rules and reports errors.
-pub(crate) fn decode_user_parts(frame: &Bytes) -> Option<UserParts<'_>> {
+pub(crate) fn decode_user_parts(frame: &[u8]) -> Option<UserParts<'_>> {
     use prost::encoding::{decode_key, decode_varint, WireType};
     let mut rest: &[u8] = frame;
     let mut recipient = None;
@@ -322,7 +322,7 @@ pub(crate) fn decode_user_parts(frame: &Bytes) -> Option<UserParts<'_>> {
     Some(UserParts {
         recipient: recipient.unwrap_or(0),
         manifest,
-        payload: payload.map_or_else(Bytes::new, |range| frame.slice(range)),
+        payload: payload.map_or(&[], |range| &frame[range]),
     })
 }
 
@@ -418,7 +418,7 @@ mod tests {
             let derived = UserEnvelope::decode(frame.clone()).unwrap();
             proptest::prop_assert_eq!(parts.recipient, derived.recipient);
             proptest::prop_assert_eq!(parts.manifest, derived.manifest.as_str());
-            proptest::prop_assert_eq!(&parts.payload, &derived.payload);
+            proptest::prop_assert_eq!(parts.payload, &derived.payload[..]);
         }
 
         #[test]
@@ -432,7 +432,7 @@ mod tests {
                 let derived = derived.unwrap();
                 proptest::prop_assert_eq!(parts.recipient, derived.recipient);
                 proptest::prop_assert_eq!(parts.manifest, derived.manifest.as_str());
-                proptest::prop_assert_eq!(&parts.payload, &derived.payload);
+                proptest::prop_assert_eq!(parts.payload, &derived.payload[..]);
                 proptest::prop_assert_eq!(derived.sender, None);
             }
         }
@@ -446,17 +446,17 @@ mod tests {
             manifest: "m".into(),
             payload: Bytes::from_static(b"p"),
         };
-        assert_eq!(decode_user_parts(&with_sender.encode_to_vec().into()), None);
+        assert_eq!(decode_user_parts(&with_sender.encode_to_vec()), None);
         let mut unknown = Vec::new();
         encode_user_envelope(3, "m", b"p", &mut unknown);
         unknown.extend_from_slice(&[15 << 3, 1]);
-        assert_eq!(decode_user_parts(&unknown.into()), None);
+        assert_eq!(decode_user_parts(&unknown), None);
         assert_eq!(
-            decode_user_parts(&Bytes::new()),
+            decode_user_parts(&[]),
             Some(UserParts {
                 recipient: 0,
                 manifest: "",
-                payload: Bytes::new(),
+                payload: &[],
             })
         );
     }

@@ -14,7 +14,9 @@ use akkord_remote::handshake::{
 };
 use akkord_remote::serialization::SerializationRegistry;
 use akkord_remote::transport::{Destination, InboundHandler, Transport};
-use akkord_remote::wire::{HandshakeRequest, HandshakeResponse, RejectReason, UserEnvelope};
+use akkord_remote::wire::{
+    ActorRefData, HandshakeRequest, HandshakeResponse, RejectReason, UserEnvelope,
+};
 use akkord_remote::{Lane, RemoteSettings};
 use bytes::Bytes;
 use common::{logs, warn_lines_with};
@@ -387,6 +389,51 @@ async fn bad_input_is_isolated() {
 
         conversation_continues(&mut node, &mut good, round as u64 + 1).await;
     }
+}
+
+/// Frames cut at every kind of point, the length header included, arrive whole and in
+/// order, whether they are read in place (no sender) or decoded on their own (a sender).
+#[tokio::test]
+async fn frames_cut_across_reads_arrive_whole() {
+    let mut node = start_peer(node_settings()).await;
+    let node_address = node.transport.local_address().clone();
+    let uid = 4242;
+    let mut stream = handshaken(node_address.address.port(), &node_address, uid).await;
+    stream.set_nodelay(true).unwrap();
+
+    let frames: Vec<Bytes> = (0..8u64)
+        .map(|n| {
+            let mut envelope = ping_envelope(n);
+            if n % 3 == 1 {
+                envelope.sender = Some(ActorRefData::default());
+            }
+            encode_frame(&envelope, 1 << 20).unwrap()
+        })
+        .collect();
+    // Where each frame is cut: inside its length header, right after it, or in its body.
+    let cut = |n: usize| [1, 2, 3, 4, 5, frames[n].len() / 2, frames[n].len() - 1][n % 7];
+
+    stream.write_all(&frames[0][..cut(0)]).await.unwrap();
+    for n in 0..frames.len() {
+        // The rest of frame n and the start of frame n + 1 go in one write.
+        let mut piece = frames[n][cut(n)..].to_vec();
+        if let Some(next) = frames.get(n + 1) {
+            piece.extend_from_slice(&next[..cut(n + 1)]);
+        }
+        stream.write_all(&piece).await.unwrap();
+        // Frame n is complete only now, so the node has part of frame n + 1 buffered when
+        // it delivers frame n.
+        let (from, ping) = tokio::time::timeout(Duration::from_secs(10), node.pings.recv())
+            .await
+            .unwrap_or_else(|_| panic!("frame {n} was not delivered"))
+            .unwrap();
+        assert_eq!(from.uid, uid);
+        assert_eq!(ping, n as u64);
+    }
+    assert!(
+        node.pings.try_recv().is_err(),
+        "a frame was delivered twice"
+    );
 }
 
 /// Starts a fake peer that completes one handshake and then never reads.

@@ -759,16 +759,17 @@ impl InboundHandler for Handler {
         lane: Lane,
         recipient: u64,
         manifest: &str,
-        payload: bytes::Bytes,
+        payload: &[u8],
     ) {
         if recipient == PROTOCOL_RECIPIENT {
+            let payload = bytes::Bytes::copy_from_slice(payload);
             let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
             return self.on_user_message(from, lane, envelope);
         }
         let Some(core) = self.0.upgrade() else {
             return;
         };
-        core.deliver(from, recipient, manifest, &payload);
+        core.deliver(from, recipient, manifest, payload);
     }
 
     fn on_system_message(&self, from: &UniqueAddress, envelope: UserEnvelope) {

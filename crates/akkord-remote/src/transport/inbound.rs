@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use akkord_actor::address::UniqueAddress;
 use akkord_actor::remote_support::run_ready_after;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Decoder;
 use tracing::{debug, trace, warn};
 
 use super::stream::BoxedConnection;
 use super::{lock, Destination, Inner, TransportEvent};
-use crate::frame::{FrameCodec, FrameError, Lane};
+use crate::frame::{FrameCodec, FrameError, Lane, FRAME_HEADER_LEN};
 use crate::handshake::{HandshakeProgress, InboundHandshake};
 use crate::wire::{
     decode_user_parts, Ack, ControlFrame, ControlMessage, HeartbeatResponse, UserEnvelope,
@@ -201,41 +200,46 @@ async fn read_frames(
     peer: &UniqueAddress,
     mut buffer: BytesMut,
 ) -> Result<(), ReadError> {
-    let mut codec = FrameCodec::new(inner.settings.max_frame_len(lane));
+    let codec = FrameCodec::new(inner.settings.max_frame_len(lane));
     loop {
         // The recipients made ready by this read run in this task once it is dispatched.
-        run_ready_after(|| {
-            while let Some(frame) = codec.decode(&mut buffer)? {
-                dispatch(inner, lane, peer, frame)?;
-            }
-            Ok::<(), ReadError>(())
-        })
-        .await?;
+        run_ready_after(|| dispatch_buffered(inner, lane, peer, &codec, &mut buffer)).await?;
         buffer.reserve(READ_RESERVE);
         let n = connection
             .read_buf(&mut buffer)
             .await
             .map_err(FrameError::Io)?;
         if n == 0 {
-            while let Some(frame) = codec.decode_eof(&mut buffer)? {
-                dispatch(inner, lane, peer, frame)?;
+            dispatch_buffered(inner, lane, peer, &codec, &mut buffer)?;
+            if !buffer.is_empty() {
+                return Err(FrameError::Truncated {
+                    buffered: buffer.len(),
+                }
+                .into());
             }
             return Ok(());
         }
     }
 }
 
-fn dispatch(
+/// Dispatches the complete frames at the start of `buffer` and removes them from it.
+///
+/// User messages without a sender, nearly all of them, are read in place. Frames of other
+/// kinds are split off the buffer and decoded by prost.
+fn dispatch_buffered(
     inner: &Arc<Inner>,
     lane: Lane,
     peer: &UniqueAddress,
-    frame: Bytes,
+    codec: &FrameCodec,
+    buffer: &mut BytesMut,
 ) -> Result<(), ReadError> {
-    inner.counters.frames_received[lane.index()].fetch_add(1, Ordering::Relaxed);
-    trace!(peer = %peer, lane = %lane, bytes = frame.len(), "received frame");
-    match lane {
-        Lane::Ordinary | Lane::Large => match decode_user_parts(&frame) {
-            Some(parts) => {
+    // Start of the first frame not yet dispatched.
+    let mut start = 0;
+    while let Some(len) = codec.complete_body_len(&buffer[start..])? {
+        let body = start + FRAME_HEADER_LEN..start + FRAME_HEADER_LEN + len;
+        if lane != Lane::Control {
+            if let Some(parts) = decode_user_parts(&buffer[body.clone()]) {
+                count_frame(inner, lane, peer, len);
                 let UserParts {
                     recipient,
                     manifest,
@@ -244,12 +248,42 @@ fn dispatch(
                 inner
                     .handler
                     .on_user_parts(peer, lane, recipient, manifest, payload);
+                start = body.end;
+                continue;
             }
-            None => {
-                let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
-                inner.handler.on_user_message(peer, lane, envelope);
-            }
-        },
+        }
+        buffer.advance(body.start);
+        let frame = buffer.split_to(len).freeze();
+        start = 0;
+        dispatch(inner, lane, peer, frame)?;
+    }
+    buffer.advance(start);
+    // A frame too large for the spare capacity is read whole, not in pieces of the reserve.
+    if let Some(header) = buffer.first_chunk::<FRAME_HEADER_LEN>() {
+        let total = FRAME_HEADER_LEN + u32::from_be_bytes(*header) as usize;
+        buffer.reserve(total.saturating_sub(buffer.len()));
+    }
+    Ok(())
+}
+
+fn count_frame(inner: &Inner, lane: Lane, peer: &UniqueAddress, len: usize) {
+    inner.counters.frames_received[lane.index()].fetch_add(1, Ordering::Relaxed);
+    trace!(peer = %peer, lane = %lane, bytes = len, "received frame");
+}
+
+/// Dispatches one frame that is not a user message read in place.
+fn dispatch(
+    inner: &Arc<Inner>,
+    lane: Lane,
+    peer: &UniqueAddress,
+    frame: Bytes,
+) -> Result<(), ReadError> {
+    count_frame(inner, lane, peer, frame.len());
+    match lane {
+        Lane::Ordinary | Lane::Large => {
+            let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
+            inner.handler.on_user_message(peer, lane, envelope);
+        }
         Lane::Control => {
             let control = ControlFrame::decode(frame).map_err(FrameError::Undecodable)?;
             dispatch_control(inner, peer, control.message)?;

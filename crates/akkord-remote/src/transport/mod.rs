@@ -50,21 +50,25 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn on_user_message(&self, from: &UniqueAddress, lane: Lane, envelope: UserEnvelope);
 
     /// Handles a user message without a sender from the incarnation `from`, received on
-    /// `lane` and given by its fields. `payload` is a slice of the received frame.
+    /// `lane` and given by its fields. `payload` borrows the connection's read buffer.
     ///
     /// The transport calls this in place of [`InboundHandler::on_user_message`] for the
-    /// messages of the ordinary and large lanes that carry no sender. The default builds the
-    /// [`UserEnvelope`] and calls `on_user_message`. A handler that needs no owned manifest
-    /// can override it to save that copy.
+    /// messages of the ordinary and large lanes that carry no sender. The default copies the
+    /// fields into a [`UserEnvelope`] and calls `on_user_message`. A handler that decodes
+    /// the payload at once can override it to save those copies.
     fn on_user_parts(
         &self,
         from: &UniqueAddress,
         lane: Lane,
         recipient: u64,
         manifest: &str,
-        payload: bytes::Bytes,
+        payload: &[u8],
     ) {
-        let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
+        let envelope = UserEnvelope::without_sender(
+            recipient,
+            manifest,
+            bytes::Bytes::copy_from_slice(payload),
+        );
         self.on_user_message(from, lane, envelope);
     }
 
