@@ -41,7 +41,7 @@ usage: akkord-bench [--quick] [--only WORKLOAD[,WORKLOAD..]] [--framework NAME[,
                  spawn, memory, ask-latency
   --framework    run only these columns: akkord, actix, ractor, kameo, tokio
 
-       akkord-bench remote [--quick] [--framework NAME[,NAME..]]
+       akkord-bench remote [--quick] [--framework NAME[,NAME..]] [--workers N]
                  remote benchmark between two processes on loopback
 
        akkord-bench demo [--quick] [--input PATH]..

@@ -27,16 +27,24 @@ pub(super) struct Child {
 }
 
 impl Child {
-    /// Starts the serving child for `framework` and waits for its address.
+    /// Starts the serving child for `framework` with `workers` runtime worker threads (one
+    /// per core when `None`) and waits for its address.
     ///
     /// # Errors
     ///
     /// Returns an error when the child cannot start, exits, or announces nothing within
     /// [`START_TIMEOUT`].
-    pub(super) fn start(framework: RemoteFramework) -> anyhow::Result<Self> {
+    pub(super) fn start(
+        framework: RemoteFramework,
+        workers: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the benchmark binary")?;
-        let mut process = Command::new(exe)
-            .args(["--remote-child", framework.name()])
+        let mut command = Command::new(exe);
+        command.args(["--remote-child", framework.name()]);
+        if let Some(count) = workers {
+            command.args(["--workers", &count.to_string()]);
+        }
+        let mut process = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -14,8 +14,11 @@
 //! whose plain tell drops messages under load is thus not credited with messages it lost,
 //! and every drop the framework reports is counted.
 //!
+//! Both processes run a multi-threaded tokio runtime with one worker thread per core, or
+//! with the number given by `--workers`.
+//!
 //! ```text
-//! cargo run --release -- remote [--quick] [--framework NAME[,NAME..]]
+//! cargo run --release -- remote [--quick] [--framework NAME[,NAME..]] [--workers N]
 //! ```
 
 mod akkord_node;
@@ -47,10 +50,11 @@ const GOAL_ASK_P50: Duration = Duration::from_micros(30);
 const GOAL_CONCURRENT: f64 = 250_000.0;
 
 const USAGE: &str = "\
-usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]]
+usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]] [--workers N]
 
   --quick        small sizes for a smoke run
-  --framework    run only these columns: tokio, akkord, kameo, ractor_cluster";
+  --framework    run only these columns: tokio, akkord, kameo, ractor_cluster
+  --workers      worker threads of each process's tokio runtime (default: one per core)";
 
 /// A remoting framework with a column in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +228,7 @@ pub(crate) fn announce(address: &str) -> anyhow::Result<()> {
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut sizes = RemoteSizes::full();
     let mut frameworks = RemoteFramework::ALL.to_vec();
+    let mut workers = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -234,6 +239,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     .split(',')
                     .map(|name| RemoteFramework::parse(name.trim()))
                     .collect::<anyhow::Result<_>>()?;
+            }
+            "--workers" => {
+                let count = args.next().context("--workers needs a thread count")?;
+                workers = Some(parse_workers(count)?);
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -249,12 +258,19 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     for framework in frameworks {
         eprint!("remote / {} ... ", framework.name());
         let begun = Instant::now();
-        let measured = measure(framework, &sizes);
+        let measured = measure(framework, &sizes, workers);
         eprintln!("{:.1} s", begun.elapsed().as_secs_f64());
         results.push((framework, measured));
     }
     println!("{machine}");
     println!("load average (1 min) at end: {}", report::load_average());
+    match workers {
+        Some(count) => println!("tokio worker threads per process: {count}"),
+        None => println!(
+            "tokio worker threads per process: one per core ({})",
+            std::thread::available_parallelism().map_or(1, |cores| cores.get())
+        ),
+    }
     println!(
         "sizes: one-way {} messages of {PAYLOAD} bytes, acknowledged every {ACK_EVERY}, \
          window {WINDOW}; {} sequential asks after {} warm-up; {} askers x {} asks; \
@@ -289,13 +305,32 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the serving child for `framework`, measures against it and stops it.
-fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Measured> {
-    let server = child::Child::start(framework)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the measuring runtime")?;
+/// Parses the value of `--workers`: a thread count of at least one.
+fn parse_workers(count: &str) -> anyhow::Result<usize> {
+    match count.parse::<usize>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => bail!("--workers needs a whole number of threads of at least 1, not `{count}`"),
+    }
+}
+
+/// Builds a multi-threaded runtime with `workers` worker threads, or one per core.
+fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(count) = workers {
+        builder.worker_threads(count);
+    }
+    builder.enable_all().build()
+}
+
+/// Starts the serving child for `framework`, measures against it and stops it. Both
+/// processes run `workers` worker threads, or one per core.
+fn measure(
+    framework: RemoteFramework,
+    sizes: &RemoteSizes,
+    workers: Option<usize>,
+) -> anyhow::Result<Measured> {
+    let server = child::Child::start(framework, workers)?;
+    let runtime = build_runtime(workers).context("building the measuring runtime")?;
     let address = server.address().to_owned();
     let owned_sizes = sizes.clone();
     // The workloads run as a task of the runtime, as an actor's or a service's code would.
@@ -323,17 +358,16 @@ fn measure(framework: RemoteFramework, sizes: &RemoteSizes) -> anyhow::Result<Me
     measured
 }
 
-/// Entry point of a serving child: `--remote-child FRAMEWORK`. Serves until its standard
-/// input closes or [`child::CHILD_LIFETIME`] passes.
+/// Entry point of a serving child: `--remote-child FRAMEWORK [--workers N]`. Serves until
+/// its standard input closes or [`child::CHILD_LIFETIME`] passes.
 pub(crate) fn serve_child(args: &[String]) -> anyhow::Result<()> {
-    let [framework] = args else {
-        bail!("--remote-child needs a framework name");
+    let (framework, workers) = match args {
+        [framework] => (framework, None),
+        [framework, flag, count] if flag == "--workers" => (framework, Some(parse_workers(count)?)),
+        _ => bail!("--remote-child needs a framework name, optionally followed by --workers N"),
     };
     let framework = RemoteFramework::parse(framework)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the serving runtime")?;
+    let runtime = build_runtime(workers).context("building the serving runtime")?;
     runtime.block_on(async {
         let stop = child::parent_gone();
         match framework {
@@ -537,5 +571,14 @@ mod tests {
             RemoteFramework::parse("tokio").unwrap(),
             RemoteFramework::Tokio
         );
+    }
+
+    #[test]
+    fn worker_count_must_be_positive() {
+        assert_eq!(parse_workers("1").unwrap(), 1);
+        for bad in ["0", "-1", "two", ""] {
+            let error = parse_workers(bad).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
     }
 }
