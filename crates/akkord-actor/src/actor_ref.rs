@@ -316,15 +316,21 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Creates a ref that runs `f` on each message, in the sender's thread.
     ///
     /// Useful for adapters and tests; `f` must be fast and must not block. The ref never
-    /// stops, so messages are never dead letters.
+    /// stops, so messages are never dead letters. Its path is `/temp/` followed by `name`.
+    /// Names starting with `$` are reserved for refs the runtime makes, such as the reply
+    /// ref of an `ask`, so a leading `$` in `name` becomes `_`.
     pub fn from_fn(
         system: &crate::ActorSystem,
         name: &str,
         f: impl Fn(M) + Send + Sync + 'static,
     ) -> Self {
+        let name = match name.strip_prefix('$') {
+            Some(rest) => format!("_{rest}").into(),
+            None => name.into(),
+        };
         let target = FunctionTarget {
             id: ActorId::next(),
-            name: name.into(),
+            name,
             system: Arc::clone(&system.shared),
             f: Box::new(f),
         };

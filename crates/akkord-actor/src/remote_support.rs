@@ -582,6 +582,10 @@ mod tests {
         assert!(reply_to.is_ask_reply());
         assert!(reply_to.path().starts_with(ASK_REPLY_PATH));
         assert!(!answerer.to_any().is_ask_reply());
+        // A function ref cannot take a path that other nodes read as an ask's reply ref.
+        let lookalike = ActorRef::from_fn(&system, "$ask-7", |_: u32| {});
+        assert_eq!(lookalike.path(), "/temp/_ask-7");
+        assert!(!lookalike.path().starts_with(ASK_REPLY_PATH));
         let external = ActorRef::<String>::from_external(Recorder::new(&system, false) as _);
         assert!(!external.to_any().is_ask_reply());
         system.terminate().await;
