@@ -330,6 +330,48 @@ impl SerializationRegistry {
     }
 }
 
+impl SerializationRegistry {
+    /// Decodes `first` and the payloads `rest` yields, all of `manifest`, for the local
+    /// `recipient`, as [`SerializationRegistry::deserialize_inbound_to`] does for each, with
+    /// one lookup of the manifest. Each message that comes back boxed goes to `boxed`, and
+    /// each that fails to decode is dropped with one warning.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deserialize_inbound_run<'a>(
+        &self,
+        peer: &UniqueAddress,
+        recipient_id: u64,
+        recipient: &(dyn Any + Send + Sync),
+        resolver: &Weak<dyn ActorRefResolver>,
+        manifest: &str,
+        first: &[u8],
+        rest: impl Iterator<Item = &'a [u8]>,
+        mut boxed: impl FnMut(AnyMessage),
+    ) {
+        let Some(codec) = self.by_manifest.get(manifest) else {
+            let error = SerializationError::UnknownManifest(manifest.to_owned());
+            log_dropped(peer, recipient_id, manifest, &error);
+            for _ in rest {
+                log_dropped(peer, recipient_id, manifest, &error);
+            }
+            return;
+        };
+        let mut decode = |payload: &[u8]| match codec.deserialize_to(payload, recipient, resolver) {
+            Ok(Decoded::Delivered) => {}
+            Ok(Decoded::Boxed(message)) => boxed(message),
+            Err(source) => {
+                let error = SerializationError::Codec {
+                    action: "deserialize",
+                    manifest: manifest.to_owned(),
+                    source,
+                };
+                log_dropped(peer, recipient_id, manifest, &error);
+            }
+        };
+        decode(first);
+        rest.for_each(decode);
+    }
+}
+
 /// Logs the one warning for an inbound message that failed to decode and is dropped.
 fn log_dropped(peer: &UniqueAddress, recipient: u64, manifest: &str, error: &SerializationError) {
     warn!(

@@ -284,6 +284,17 @@ pub(crate) struct UserParts<'a> {
 /// Returns `None` for any other frame, malformed ones included. The caller then decodes it
 /// with the derived decoder, which applies the full rules and reports errors.
 pub(crate) fn decode_user_parts(frame: &[u8]) -> Option<UserParts<'_>> {
+    let (recipient, manifest, payload) = decode_user_fields(frame)?;
+    Some(UserParts {
+        recipient,
+        manifest: std::str::from_utf8(manifest).ok()?,
+        payload,
+    })
+}
+
+/// Reads the recipient, manifest and payload of a frame that [`decode_user_parts`] accepts
+/// when its manifest is valid UTF-8, without checking the manifest.
+pub(crate) fn decode_user_fields(frame: &[u8]) -> Option<(u64, &[u8], &[u8])> {
     use prost::encoding::{decode_key, decode_varint, WireType};
     let mut rest: &[u8] = frame;
     let mut recipient = None;
@@ -315,15 +326,9 @@ pub(crate) fn decode_user_parts(frame: &[u8]) -> Option<UserParts<'_>> {
             _ => return None,
         }
     }
-    let manifest = match manifest {
-        Some(range) => std::str::from_utf8(&frame[range]).ok()?,
-        None => "",
-    };
-    Some(UserParts {
-        recipient: recipient.unwrap_or(0),
-        manifest,
-        payload: payload.map_or(&[], |range| &frame[range]),
-    })
+    let field =
+        |range: Option<std::ops::Range<usize>>| range.map_or(&[][..], |range| &frame[range]);
+    Some((recipient.unwrap_or(0), field(manifest), field(payload)))
 }
 
 /// Encodes a length-delimited field, omitted when empty as proto3 does.

@@ -29,7 +29,7 @@ use super::protocol::{
 use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
 use crate::serialization::{Decoded, SerializationRegistry};
-use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent};
+use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent, UserRun};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
 use crate::Lane;
 
@@ -411,6 +411,52 @@ impl RemoteCore {
         lock(&self.remotes).retain(|_, actor| Arc::strong_count(actor) > 1 || actor.is_watched());
     }
 
+    /// Delivers consecutive inbound user messages for one exported actor, all of
+    /// `manifest`, looking the actor and the manifest up once.
+    ///
+    /// The reply ref of an ask takes one message, and an unknown recipient none, so their
+    /// messages go through [`RemoteCore::deliver`] one by one.
+    fn deliver_run(
+        self: &Arc<Self>,
+        from: &UniqueAddress,
+        recipient: u64,
+        manifest: &str,
+        first: &[u8],
+        rest: &mut UserRun<'_>,
+    ) {
+        let export = lock(&self.exports)
+            .by_id
+            .get(&recipient)
+            .filter(|export| !export.ask_reply)
+            .map(|export| (export.typed.clone(), export.deliver.clone()));
+        let Some((typed, deliver)) = export else {
+            self.deliver(from, recipient, manifest, first);
+            for payload in rest {
+                self.deliver(from, recipient, manifest, payload);
+            }
+            return;
+        };
+        // A message for a ref of another type than the manifest's comes back boxed, and only
+        // the ref's delivery function can tell whether it accepts the message.
+        let boxed = |message| match deliver(message) {
+            Ok(()) => trace!(peer = %from, recipient, manifest, "delivered remote message"),
+            Err(_) => {
+                debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
+                self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
+            }
+        };
+        self.registry.deserialize_inbound_run(
+            from,
+            recipient,
+            &*typed,
+            &self.resolver,
+            manifest,
+            first,
+            rest,
+            boxed,
+        );
+    }
+
     /// Delivers an inbound user message to the exported actor it names.
     ///
     /// Decoding runs on the connection task of the lane the message came on, so a large
@@ -753,23 +799,29 @@ impl InboundHandler for Handler {
         }
     }
 
-    fn on_user_parts(
+    fn on_user_run(
         &self,
         from: &UniqueAddress,
         lane: Lane,
         recipient: u64,
         manifest: &str,
-        payload: &[u8],
+        first: &[u8],
+        rest: &mut UserRun<'_>,
     ) {
         if recipient == PROTOCOL_RECIPIENT {
-            let payload = bytes::Bytes::copy_from_slice(payload);
-            let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
-            return self.on_user_message(from, lane, envelope);
+            let handle = |payload: &[u8]| {
+                let payload = bytes::Bytes::copy_from_slice(payload);
+                let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
+                self.on_user_message(from, lane, envelope);
+            };
+            handle(first);
+            rest.for_each(handle);
+            return;
         }
         let Some(core) = self.0.upgrade() else {
             return;
         };
-        core.deliver(from, recipient, manifest, payload);
+        core.deliver_run(from, recipient, manifest, first, rest);
     }
 
     fn on_system_message(&self, from: &UniqueAddress, envelope: UserEnvelope) {

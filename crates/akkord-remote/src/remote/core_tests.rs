@@ -124,3 +124,85 @@ async fn watched_ask_reply_ends_with_its_node() {
         .unwrap();
     serving.shutdown().await;
 }
+
+/// Frames of user messages to `recipient` without a sender, back to back.
+fn frames(recipient: u64, messages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    for (manifest, payload) in messages {
+        let mut body = Vec::new();
+        crate::wire::encode_user_envelope(recipient, manifest, payload, &mut body);
+        buffer.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        buffer.extend_from_slice(&body);
+    }
+    buffer
+}
+
+#[tokio::test]
+async fn run_keeps_order_and_drops_only_bad_messages() {
+    let remote = bind().await;
+    let system = remote.system().clone();
+    let (sender, mut received) = mpsc::unbounded_channel();
+    let counter = ActorRef::from_fn(&system, "counter", move |count: u64| {
+        let _ = sender.send(count);
+    });
+    let id = remote.encode_ref(&counter).unwrap().id;
+    let peer = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    let count = |n: u64| ("test.Count", postcard::to_allocvec(&n).unwrap());
+    let rest = frames(
+        id,
+        &[
+            count(2),
+            // A varint longer than ten bytes is no u64.
+            ("test.Count", vec![0xff; 11]),
+            count(3),
+            // Another manifest ends the run.
+            ("test.Text", postcard::to_allocvec("four").unwrap()),
+        ],
+    );
+    let codec = crate::frame::FrameCodec::new(1024);
+    let mut run = UserRun::new(&rest, codec, id, "test.Count");
+    remote
+        .core
+        .deliver_run(&peer, id, "test.Count", &count(1).1, &mut run);
+    let delivered: Vec<u64> = std::iter::from_fn(|| received.try_recv().ok()).collect();
+    assert_eq!(delivered, [1, 2, 3]);
+    assert_eq!(run.count(), 0, "the run went past its last message");
+    assert_eq!(system.dead_letter_count(), 0);
+
+    // Messages of a type the recipient does not accept are dead letters, one each.
+    let text = |text: &str| ("test.Text", postcard::to_allocvec(text).unwrap());
+    let rest = frames(id, &[text("six")]);
+    let mut run = UserRun::new(&rest, codec, id, "test.Text");
+    remote
+        .core
+        .deliver_run(&peer, id, "test.Text", &text("five").1, &mut run);
+    assert!(received.try_recv().is_err());
+    assert_eq!(system.dead_letter_count(), 2);
+    remote.shutdown().await;
+}
+
+#[tokio::test]
+async fn run_to_ask_reply_delivers_one_message() {
+    let asking = bind().await;
+    let system = asking.system().clone();
+    let (sender, mut questions) = mpsc::unbounded_channel();
+    let silent = ActorRef::from_fn(&system, "silent", move |reply_to: ActorRef<u64>| {
+        let _ = sender.send(reply_to);
+    });
+    let ask = tokio::spawn(async move { silent.ask(|reply_to| reply_to, WAIT).await });
+    let reply_to = questions.recv().await.unwrap();
+    let id = asking.encode_ref(&reply_to).unwrap().id;
+
+    let peer = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    let count = |n: u64| postcard::to_allocvec(&n).unwrap();
+    let rest = frames(id, &[("test.Count", count(6))]);
+    let mut run = UserRun::new(&rest, crate::frame::FrameCodec::new(1024), id, "test.Count");
+    asking
+        .core
+        .deliver_run(&peer, id, "test.Count", &count(5), &mut run);
+    assert_eq!(ask.await.unwrap(), Ok(5));
+    // The second reply found the ask completed and its reply ref gone.
+    assert_eq!(exported_ask_replies(&asking), 0);
+    assert_eq!(system.dead_letter_count(), 1);
+    asking.shutdown().await;
+}

@@ -18,8 +18,8 @@ use super::{lock, Destination, Inner, TransportEvent};
 use crate::frame::{FrameCodec, FrameError, Lane, FRAME_HEADER_LEN};
 use crate::handshake::{HandshakeProgress, InboundHandshake};
 use crate::wire::{
-    decode_user_parts, Ack, ControlFrame, ControlMessage, HeartbeatResponse, UserEnvelope,
-    UserParts,
+    decode_user_fields, decode_user_parts, Ack, ControlFrame, ControlMessage, HeartbeatResponse,
+    UserEnvelope, UserParts,
 };
 
 /// Time to wait before accepting again after `accept` fails, for example when the process
@@ -224,7 +224,8 @@ async fn read_frames(
 
 /// Dispatches the complete frames at the start of `buffer` and removes them from it.
 ///
-/// User messages without a sender, nearly all of them, are read in place. Frames of other
+/// User messages without a sender, nearly all of them, are read in place, and consecutive
+/// ones for one recipient with one manifest go to the handler together. Frames of other
 /// kinds are split off the buffer and decoded by prost.
 fn dispatch_buffered(
     inner: &Arc<Inner>,
@@ -239,16 +240,17 @@ fn dispatch_buffered(
         let body = start + FRAME_HEADER_LEN..start + FRAME_HEADER_LEN + len;
         if lane != Lane::Control {
             if let Some(parts) = decode_user_parts(&buffer[body.clone()]) {
-                count_frame(inner, lane, peer, len);
                 let UserParts {
                     recipient,
                     manifest,
                     payload,
                 } = parts;
+                let mut rest = UserRun::new(&buffer[body.end..], *codec, recipient, manifest);
                 inner
                     .handler
-                    .on_user_parts(peer, lane, recipient, manifest, payload);
-                start = body.end;
+                    .on_user_run(peer, lane, recipient, manifest, payload, &mut rest);
+                count_frames(inner, lane, peer, 1 + rest.yielded);
+                start = body.end + rest.end;
                 continue;
             }
         }
@@ -266,9 +268,72 @@ fn dispatch_buffered(
     Ok(())
 }
 
-fn count_frame(inner: &Inner, lane: Lane, peer: &UniqueAddress, len: usize) {
-    inner.counters.frames_received[lane.index()].fetch_add(1, Ordering::Relaxed);
-    trace!(peer = %peer, lane = %lane, bytes = len, "received frame");
+/// Payloads of the user messages that follow the first of a run in a connection's read
+/// buffer, as long as they have no sender and the run's recipient and manifest.
+///
+/// It stops at the first frame that differs or is incomplete. A frame it stops at is
+/// dispatched on its own, so errors in it are reported as usual.
+pub struct UserRun<'a> {
+    /// The read buffer from the end of the first message on.
+    buffer: &'a [u8],
+    codec: FrameCodec,
+    recipient: u64,
+    manifest: &'a [u8],
+    /// Payloads yielded so far.
+    yielded: u64,
+    /// Offset in `buffer` of the first frame not yielded.
+    end: usize,
+}
+
+impl<'a> UserRun<'a> {
+    /// Creates a run over the frames at the start of `buffer` for `recipient` and
+    /// `manifest`, whose frames `codec` limits.
+    pub(crate) fn new(
+        buffer: &'a [u8],
+        codec: FrameCodec,
+        recipient: u64,
+        manifest: &'a str,
+    ) -> Self {
+        Self {
+            buffer,
+            codec,
+            recipient,
+            manifest: manifest.as_bytes(),
+            yielded: 0,
+            end: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for UserRun<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.buffer[self.end..];
+        let len = self.codec.complete_body_len(rest).ok()??;
+        let (recipient, manifest, payload) =
+            decode_user_fields(&rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len])?;
+        if recipient != self.recipient || manifest != self.manifest {
+            return None;
+        }
+        self.end += FRAME_HEADER_LEN + len;
+        self.yielded += 1;
+        Some(payload)
+    }
+}
+
+impl std::fmt::Debug for UserRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRun")
+            .field("recipient", &self.recipient)
+            .field("yielded", &self.yielded)
+            .finish_non_exhaustive()
+    }
+}
+
+fn count_frames(inner: &Inner, lane: Lane, peer: &UniqueAddress, frames: u64) {
+    inner.counters.frames_received[lane.index()].fetch_add(frames, Ordering::Relaxed);
+    trace!(peer = %peer, lane = %lane, frames, "received frames");
 }
 
 /// Dispatches one frame that is not a user message read in place.
@@ -278,7 +343,7 @@ fn dispatch(
     peer: &UniqueAddress,
     frame: Bytes,
 ) -> Result<(), ReadError> {
-    count_frame(inner, lane, peer, frame.len());
+    count_frames(inner, lane, peer, 1);
     match lane {
         Lane::Ordinary | Lane::Large => {
             let envelope = UserEnvelope::decode(frame).map_err(FrameError::Undecodable)?;
@@ -371,4 +436,50 @@ fn reject(inner: &Inner) {
         .counters
         .inbound_rejected
         .fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{encode_user_envelope, ActorRefData};
+
+    fn frame(recipient: u64, manifest: &str, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        encode_user_envelope(recipient, manifest, payload, &mut body);
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    #[test]
+    fn run_stops_at_first_other_frame() {
+        let with_sender = UserEnvelope {
+            recipient: 1,
+            sender: Some(ActorRefData::default()),
+            manifest: "m".into(),
+            payload: Bytes::from_static(b"s"),
+        };
+        let mut sender_frame = (with_sender.encoded_len() as u32).to_be_bytes().to_vec();
+        sender_frame.extend_from_slice(&with_sender.encode_to_vec());
+        let endings: [(&str, Vec<u8>); 5] = [
+            ("other recipient", frame(2, "m", b"x")),
+            ("other manifest", frame(1, "n", b"x")),
+            ("a sender", sender_frame),
+            ("an incomplete frame", frame(1, "m", b"x")[..6].to_vec()),
+            ("an oversized header", vec![0xff; 8]),
+        ];
+        for (ending, last) in endings {
+            let mut buffer =
+                [frame(1, "m", b"a"), frame(1, "m", b""), frame(1, "m", b"c")].concat();
+            let run_len = buffer.len();
+            buffer.extend_from_slice(&last);
+            let mut run = UserRun::new(&buffer, FrameCodec::new(64), 1, "m");
+            let payloads: Vec<&[u8]> = run.by_ref().collect();
+            assert_eq!(payloads, [&b"a"[..], b"", b"c"], "{ending}");
+            assert_eq!(run.yielded, 3, "{ending}");
+            assert_eq!(run.end, run_len, "{ending}");
+            // Called again, the run still stops at the same frame.
+            assert_eq!(run.next(), None, "{ending}");
+        }
+    }
 }

@@ -39,6 +39,7 @@ use crate::wire::{
     UserEnvelope,
 };
 
+pub use inbound::UserRun;
 use outbound::Association;
 
 /// Receiver of inbound messages and transport events.
@@ -49,27 +50,32 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// Handles a user message from the incarnation `from`, received on `lane`.
     fn on_user_message(&self, from: &UniqueAddress, lane: Lane, envelope: UserEnvelope);
 
-    /// Handles a user message without a sender from the incarnation `from`, received on
-    /// `lane` and given by its fields. `payload` borrows the connection's read buffer.
+    /// Handles consecutive user messages without a sender from the incarnation `from`,
+    /// received on `lane`, all for `recipient` and of `manifest`. `first` is the payload of
+    /// the first; `rest` yields the payloads of those that follow it in the read buffer.
     ///
     /// The transport calls this in place of [`InboundHandler::on_user_message`] for the
-    /// messages of the ordinary and large lanes that carry no sender. The default copies the
-    /// fields into a [`UserEnvelope`] and calls `on_user_message`. A handler that decodes
-    /// the payload at once can override it to save those copies.
-    fn on_user_parts(
+    /// messages of the ordinary and large lanes that carry no sender. Payloads borrow the
+    /// connection's read buffer. Messages not taken from `rest` come in a later call. The
+    /// default copies each message into a [`UserEnvelope`] and calls `on_user_message`. A
+    /// handler that decodes payloads at once can override it to save those copies, and to
+    /// look the recipient and manifest up once for all of them.
+    fn on_user_run(
         &self,
         from: &UniqueAddress,
         lane: Lane,
         recipient: u64,
         manifest: &str,
-        payload: &[u8],
+        first: &[u8],
+        rest: &mut UserRun<'_>,
     ) {
-        let envelope = UserEnvelope::without_sender(
-            recipient,
-            manifest,
-            bytes::Bytes::copy_from_slice(payload),
-        );
-        self.on_user_message(from, lane, envelope);
+        let deliver = |payload: &[u8]| {
+            let payload = bytes::Bytes::copy_from_slice(payload);
+            let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
+            self.on_user_message(from, lane, envelope);
+        };
+        deliver(first);
+        rest.for_each(deliver);
     }
 
     /// Handles a system message from `from`.
