@@ -328,9 +328,7 @@ impl SerializationRegistry {
             .map_err(|error| log_dropped(peer, recipient_id, manifest, &error))
             .ok()
     }
-}
 
-impl SerializationRegistry {
     /// Decodes `first` and the payloads `rest` yields, all of `manifest`, for the local
     /// `recipient`, as [`SerializationRegistry::deserialize_inbound_to`] does for each, with
     /// one lookup of the manifest. Each message that comes back boxed goes to `boxed`, and
