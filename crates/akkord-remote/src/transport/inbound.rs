@@ -482,4 +482,38 @@ mod tests {
             assert_eq!(run.next(), None, "{ending}");
         }
     }
+
+    proptest::proptest! {
+        /// Over any bytes after the first message, a run yields exactly the payloads of the
+        /// leading complete frames that `decode_user_parts` reads with the run's recipient
+        /// and manifest, and never reads past the buffer.
+        #[test]
+        fn run_yields_the_matching_prefix(
+            messages in proptest::collection::vec(
+                (0..3u64, proptest::prop_oneof!["m", "n"], proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20)),
+                0..8,
+            ),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let mut buffer = Vec::new();
+            for (recipient, manifest, payload) in &messages {
+                buffer.extend_from_slice(&frame(*recipient, manifest, payload));
+            }
+            buffer.extend_from_slice(&tail);
+            let expected: Vec<&[u8]> = messages
+                .iter()
+                .take_while(|(recipient, manifest, _)| *recipient == 1 && manifest == "m")
+                .map(|(_, _, payload)| payload.as_slice())
+                .collect();
+            let mut run = UserRun::new(&buffer, FrameCodec::new(64), 1, "m");
+            let mut yielded: Vec<&[u8]> = run.by_ref().collect();
+            // Bytes of the tail may happen to form one more matching frame.
+            let matched_all = expected.len() == messages.len();
+            if matched_all && yielded.len() > expected.len() {
+                yielded.truncate(expected.len());
+            }
+            proptest::prop_assert_eq!(yielded, expected);
+            proptest::prop_assert!(run.end <= buffer.len());
+        }
+    }
 }
