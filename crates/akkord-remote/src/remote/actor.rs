@@ -46,6 +46,9 @@ struct State {
     /// `Some(failure)` once the actor is known to have stopped.
     terminated: Option<Option<ActorError>>,
     watchers: Vec<Watcher>,
+    /// Other targets of the same remote actor, decoded on their own and then watched while
+    /// this one was in the remote actor table. They are kept and terminated with this one.
+    siblings: Vec<Arc<RemoteActor>>,
 }
 
 impl RemoteActor {
@@ -71,6 +74,7 @@ impl RemoteActor {
             state: Mutex::new(State {
                 terminated: terminated.then_some(None),
                 watchers: Vec::new(),
+                siblings: Vec::new(),
             }),
         })
     }
@@ -155,16 +159,51 @@ impl RemoteActor {
         !lock(&self.state).watchers.is_empty()
     }
 
+    /// Drops the siblings (see [`RemoteActor::add_sibling`]) that lost their watchers and
+    /// are used nowhere else; returns true when some remain.
+    pub(crate) fn keep_watched_siblings(&self) -> bool {
+        let mut state = lock(&self.state);
+        state
+            .siblings
+            .retain(|sibling| Arc::strong_count(sibling) > 1 || sibling.is_watched());
+        !state.siblings.is_empty()
+    }
+
+    /// Links `sibling`, another target of the same remote actor, so that it is terminated
+    /// with this one, or at once when this one already is.
+    pub(crate) fn add_sibling(&self, sibling: &Arc<RemoteActor>) {
+        let failure = {
+            let mut state = lock(&self.state);
+            match &state.terminated {
+                Some(failure) => failure.clone(),
+                None => {
+                    if !state.siblings.iter().any(|kept| Arc::ptr_eq(kept, sibling)) {
+                        state.siblings.push(sibling.clone());
+                    }
+                    return;
+                }
+            }
+        };
+        sibling.terminate(failure);
+    }
+
     /// Marks the actor stopped and notifies every watcher once; later calls do nothing.
+    /// Siblings are terminated with it.
     pub(crate) fn terminate(&self, failure: Option<ActorError>) {
-        let watchers = {
+        let (watchers, siblings) = {
             let mut state = lock(&self.state);
             if state.terminated.is_some() {
                 return;
             }
             state.terminated = Some(failure.clone());
-            std::mem::take(&mut state.watchers)
+            (
+                std::mem::take(&mut state.watchers),
+                std::mem::take(&mut state.siblings),
+            )
         };
+        for sibling in siblings {
+            sibling.terminate(failure.clone());
+        }
         if watchers.is_empty() {
             return;
         }

@@ -292,16 +292,35 @@ impl RemoteCore {
     /// Starts watching the node of `actor`, which just got its first local watcher.
     pub(crate) fn watch_remote(&self, actor: &Arc<RemoteActor>) {
         // An ask's reply ref enters the table here, so that its node's death terminates it.
-        // NOTE: when another target of the same actor is in the table already, this one
-        // stays out, and only that one is terminated when the node is gone.
-        lock(&self.remotes)
-            .entry((actor.node.uid, actor.id))
-            .or_insert_with(|| actor.clone());
+        // When the ref was decoded more than once, another target of the same actor may be
+        // there already, and this one is then terminated with it.
+        let in_table = match lock(&self.remotes).entry((actor.node.uid, actor.id)) {
+            Entry::Vacant(entry) => {
+                entry.insert(actor.clone());
+                None
+            }
+            Entry::Occupied(entry)
+                if entry.get().node == actor.node && !Arc::ptr_eq(entry.get(), actor) =>
+            {
+                Some(entry.get().clone())
+            }
+            Entry::Occupied(_) => None,
+        };
+        // Linked without the table's lock, because linking to a terminated target notifies
+        // this one's watchers at once.
+        if let Some(in_table) = in_table {
+            in_table.add_sibling(actor);
+        }
         lock(&self.node_watch).watch(&actor.node);
         self.send_watch_message(&actor.node, WATCH, actor.id);
     }
 
     /// Stops watching `actor`, which just lost its last local watcher.
+    ///
+    /// NOTE: two targets of one actor (see `watch_remote`) each send their own watch, but
+    /// the other node keeps one per watching node, so the first of them to lose its
+    /// watchers ends the remote watch for both. The other then learns of the actor's stop
+    /// only when its node is gone.
     pub(crate) fn unwatch_remote(&self, actor: &Arc<RemoteActor>) {
         lock(&self.node_watch).unwatch(&actor.node);
         self.send_watch_message(&actor.node, UNWATCH, actor.id);
@@ -408,7 +427,10 @@ impl RemoteCore {
         for id in stopped {
             self.unexport(id);
         }
-        lock(&self.remotes).retain(|_, actor| Arc::strong_count(actor) > 1 || actor.is_watched());
+        lock(&self.remotes).retain(|_, actor| {
+            let siblings = actor.keep_watched_siblings();
+            Arc::strong_count(actor) > 1 || actor.is_watched() || siblings
+        });
     }
 
     /// Delivers consecutive inbound user messages for one exported actor, all of

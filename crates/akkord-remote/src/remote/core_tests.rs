@@ -96,6 +96,71 @@ async fn undelivered_reply_keeps_ask_open() {
     asking.shutdown().await;
 }
 
+/// Returns the encoded reply ref of an ask, id 3, from the node `127.0.0.1:1` with uid 7.
+fn ask_reply_data() -> SerializedActorRef {
+    SerializedActorRef {
+        system: "core".to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port: 1,
+        uid: 7,
+        id: 3,
+        path: format!("{ASK_REPLY_PATH}3"),
+        manifest: "test.Count".to_owned(),
+    }
+}
+
+/// Decodes the reply ref of [`ask_reply_data`] twice on `serving`, then watches both
+/// copies. Returns the channel that receives one item per `Terminated`.
+///
+/// A ref decoded after its first copy is watched is that copy, so both are decoded first.
+fn watch_two_copies(serving: &RemoteSystem) -> mpsc::UnboundedReceiver<()> {
+    let copies: Vec<ActorRef<u64>> = (0..2)
+        .map(|_| serving.decode_ref(ask_reply_data()).unwrap())
+        .collect();
+    let (sender, terminated) = mpsc::unbounded_channel();
+    for copy in &copies {
+        let sender = sender.clone();
+        watch_with_callback(&copy.to_any(), new_actor_id(), move |_| {
+            let _ = sender.send(());
+        });
+    }
+    terminated
+}
+
+async fn expect_terminated(terminated: &mut mpsc::UnboundedReceiver<()>, count: usize) {
+    for n in 0..count {
+        tokio::time::timeout(WAIT, terminated.recv())
+            .await
+            .unwrap_or_else(|_| panic!("Terminated {n} did not come within 5 s"))
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn both_watched_copies_end_with_node() {
+    let serving = bind().await;
+    let mut terminated = watch_two_copies(&serving);
+    assert_eq!(remote_ask_replies(&serving), 1);
+    let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    serving.core.node_gone(&node, "test");
+    expect_terminated(&mut terminated, 2).await;
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn both_watched_copies_end_with_actor() {
+    let serving = bind().await;
+    let mut terminated = watch_two_copies(&serving);
+    let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    let notice = DeathWatchNotification {
+        watchee: 3,
+        failure: None,
+    };
+    serving.core.on_death_notification(&node, notice);
+    expect_terminated(&mut terminated, 2).await;
+    serving.shutdown().await;
+}
+
 #[tokio::test]
 async fn watched_ask_reply_ends_with_its_node() {
     let serving = bind().await;
