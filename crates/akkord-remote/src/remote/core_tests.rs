@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use akkord_actor::remote_support::{new_actor_id, watch_with_callback};
-use akkord_actor::{ActorRef, ActorSystem};
+use akkord_actor::remote_support::{new_actor_id, unwatch, watch_with_callback};
+use akkord_actor::{ActorRef, ActorSystem, AnyActorRef};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -158,6 +158,39 @@ async fn both_watched_copies_end_with_actor() {
     };
     serving.core.on_death_notification(&node, notice);
     expect_terminated(&mut terminated, 2).await;
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn sweep_keeps_copies_while_watched() {
+    let serving = bind().await;
+    let mut copies: Vec<Option<AnyActorRef>> = (0..2)
+        .map(|_| {
+            let copy: ActorRef<u64> = serving.decode_ref(ask_reply_data()).unwrap();
+            Some(copy.to_any())
+        })
+        .collect();
+    let mut watchers = Vec::new();
+    for copy in copies.iter().flatten() {
+        let watcher = new_actor_id();
+        watch_with_callback(copy, watcher, |_| {});
+        watchers.push(watcher);
+    }
+    let in_table = || lock(&serving.core.remotes).contains_key(&(7, 3));
+
+    // The table's copy loses its watcher and its last ref, but the second copy, its
+    // sibling, is still watched.
+    let first = copies[0].take().unwrap();
+    unwatch(&first, watchers[0]);
+    drop(first);
+    serving.core.sweep();
+    assert!(in_table(), "a watched sibling keeps the table's copy");
+
+    let second = copies[1].take().unwrap();
+    unwatch(&second, watchers[1]);
+    drop(second);
+    serving.core.sweep();
+    assert!(!in_table());
     serving.shutdown().await;
 }
 
