@@ -198,16 +198,7 @@ async fn sweep_keeps_copies_while_watched() {
 async fn watched_ask_reply_ends_with_its_node() {
     let serving = bind().await;
     let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
-    let data = SerializedActorRef {
-        system: "core".to_owned(),
-        host: "127.0.0.1".to_owned(),
-        port: 1,
-        uid: 7,
-        id: 3,
-        path: format!("{ASK_REPLY_PATH}3"),
-        manifest: "test.Count".to_owned(),
-    };
-    let reply_to: ActorRef<u64> = serving.decode_ref(data).unwrap();
+    let reply_to: ActorRef<u64> = serving.decode_ref(ask_reply_data()).unwrap();
     assert_eq!(remote_ask_replies(&serving), 0);
 
     let (sender, mut terminated) = mpsc::unbounded_channel();
