@@ -169,6 +169,21 @@ impl RemoteActor {
         !state.siblings.is_empty()
     }
 
+    /// Returns true when this target or one of its siblings, other than `except`, has a
+    /// watcher.
+    pub(crate) fn watched_besides(&self, except: &Arc<RemoteActor>) -> bool {
+        let siblings: Vec<Arc<RemoteActor>> = lock(&self.state)
+            .siblings
+            .iter()
+            .filter(|sibling| !Arc::ptr_eq(sibling, except))
+            .cloned()
+            .collect();
+        let this = self.me.upgrade();
+        let this_watched =
+            this.is_some_and(|this| !Arc::ptr_eq(&this, except) && this.is_watched());
+        this_watched || siblings.iter().any(|sibling| sibling.is_watched())
+    }
+
     /// Links `sibling`, another target of the same remote actor, so that it is terminated
     /// with this one, or at once when this one already is.
     pub(crate) fn add_sibling(&self, sibling: &Arc<RemoteActor>) {

@@ -317,12 +317,17 @@ impl RemoteCore {
 
     /// Stops watching `actor`, which just lost its last local watcher.
     ///
-    /// NOTE: two targets of one actor (see `watch_remote`) each send their own watch, but
-    /// the other node keeps one per watching node, so the first of them to lose its
-    /// watchers ends the remote watch for both. The other then learns of the actor's stop
-    /// only when its node is gone.
+    /// The other node keeps one watch per watching node, so while another target of the
+    /// same actor (see `watch_remote`) is still watched, the watch stays.
     pub(crate) fn unwatch_remote(&self, actor: &Arc<RemoteActor>) {
         lock(&self.node_watch).unwatch(&actor.node);
+        let in_table = lock(&self.remotes)
+            .get(&(actor.node.uid, actor.id))
+            .filter(|in_table| in_table.node == actor.node)
+            .cloned();
+        if in_table.is_some_and(|in_table| in_table.watched_besides(actor)) {
+            return;
+        }
         self.send_watch_message(&actor.node, UNWATCH, actor.id);
     }
 

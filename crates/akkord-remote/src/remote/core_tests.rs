@@ -195,6 +195,38 @@ async fn sweep_keeps_copies_while_watched() {
 }
 
 #[tokio::test]
+async fn remote_watch_stays_while_a_copy_is_watched() {
+    let serving = bind().await;
+    let copies: Vec<AnyActorRef> = (0..2)
+        .map(|_| {
+            let copy: ActorRef<u64> = serving.decode_ref(ask_reply_data()).unwrap();
+            copy.to_any()
+        })
+        .collect();
+    let watchers: Vec<_> = copies
+        .iter()
+        .map(|copy| {
+            let watcher = new_actor_id();
+            watch_with_callback(copy, watcher, |_| {});
+            watcher
+        })
+        .collect();
+    // Nothing listens at port 1, so every watch message stays unacknowledged.
+    let address = Address::new("core", "127.0.0.1", 1).unwrap();
+    let pending = || serving.transport().unacked_system_messages(&address);
+    let watches = pending();
+    assert!(watches >= 1);
+
+    for (index, (copy, watcher)) in copies.iter().zip(&watchers).enumerate() {
+        unwatch(copy, *watcher);
+        // Only the last copy to lose its watchers ends the remote watch.
+        let expected = if index == 0 { watches } else { watches + 1 };
+        assert_eq!(pending(), expected, "after unwatching copy {index}");
+    }
+    serving.shutdown().await;
+}
+
+#[tokio::test]
 async fn watched_ask_reply_ends_with_its_node() {
     let serving = bind().await;
     let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
