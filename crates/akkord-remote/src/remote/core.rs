@@ -319,6 +319,9 @@ impl RemoteCore {
     ///
     /// The other node keeps one watch per watching node, so while another target of the
     /// same actor (see `watch_remote`) is still watched, the watch stays.
+    ///
+    /// NOTE: when another target gains its first watcher on another thread meanwhile, its
+    /// watch can reach the other node before this unwatch, which then ends both.
     pub(crate) fn unwatch_remote(&self, actor: &Arc<RemoteActor>) {
         lock(&self.node_watch).unwatch(&actor.node);
         let in_table = lock(&self.remotes)
