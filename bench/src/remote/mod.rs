@@ -241,7 +241,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?;
             }
             "--workers" => {
-                let count = args.next().context("--workers needs a thread count")?;
+                let count = args
+                    .next()
+                    .context("--workers is missing its thread count, such as `--workers 1`")?;
                 workers = Some(parse_workers(count)?);
             }
             "-h" | "--help" => {
@@ -309,7 +311,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 fn parse_workers(count: &str) -> anyhow::Result<usize> {
     match count.parse::<usize>() {
         Ok(count) if count > 0 => Ok(count),
-        _ => bail!("--workers needs a whole number of threads of at least 1, not `{count}`"),
+        _ => bail!("invalid --workers value `{count}`: give a whole number of threads, at least 1"),
     }
 }
 
@@ -364,7 +366,7 @@ pub(crate) fn serve_child(args: &[String]) -> anyhow::Result<()> {
     let (framework, workers) = match args {
         [framework] => (framework, None),
         [framework, flag, count] if flag == "--workers" => (framework, Some(parse_workers(count)?)),
-        _ => bail!("--remote-child needs a framework name, optionally followed by --workers N"),
+        _ => bail!("invalid --remote-child arguments: give a framework name, optionally followed by --workers N"),
     };
     let framework = RemoteFramework::parse(framework)?;
     let runtime = build_runtime(workers).context("building the serving runtime")?;

@@ -314,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn complete_body_len_waits_for_the_whole_frame() {
+    fn body_len_needs_whole_frame() {
         let codec = FrameCodec::new(8);
         let frame = [0, 0, 0, 3, b'a', b'b', b'c', 0, 0];
         for end in 0..7 {

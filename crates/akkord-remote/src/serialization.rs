@@ -314,19 +314,16 @@ impl SerializationRegistry {
         manifest: &str,
         payload: &[u8],
     ) -> Option<Decoded> {
-        let decoded = match self.by_manifest.get(manifest) {
-            Some(codec) => codec
-                .deserialize_to(payload, recipient, resolver)
-                .map_err(|source| SerializationError::Codec {
-                    action: "deserialize",
-                    manifest: manifest.to_owned(),
-                    source,
-                }),
-            None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
-        };
-        decoded
-            .map_err(|error| log_dropped(peer, recipient_id, manifest, &error))
-            .ok()
+        let codec = self.by_manifest.get(manifest);
+        decode_inbound(
+            codec,
+            peer,
+            recipient_id,
+            recipient,
+            resolver,
+            manifest,
+            payload,
+        )
     }
 
     /// Decodes `first` and the payloads `rest` yields, all of `manifest`, for the local
@@ -345,29 +342,51 @@ impl SerializationRegistry {
         rest: impl Iterator<Item = &'a [u8]>,
         mut boxed: impl FnMut(AnyMessage),
     ) {
-        let Some(codec) = self.by_manifest.get(manifest) else {
-            let error = SerializationError::UnknownManifest(manifest.to_owned());
-            log_dropped(peer, recipient_id, manifest, &error);
-            for _ in rest {
-                log_dropped(peer, recipient_id, manifest, &error);
-            }
-            return;
-        };
-        let mut decode = |payload: &[u8]| match codec.deserialize_to(payload, recipient, resolver) {
-            Ok(Decoded::Delivered) => {}
-            Ok(Decoded::Boxed(message)) => boxed(message),
-            Err(source) => {
-                let error = SerializationError::Codec {
-                    action: "deserialize",
-                    manifest: manifest.to_owned(),
-                    source,
-                };
-                log_dropped(peer, recipient_id, manifest, &error);
+        let codec = self.by_manifest.get(manifest);
+        let mut decode = |payload: &[u8]| {
+            let decoded = decode_inbound(
+                codec,
+                peer,
+                recipient_id,
+                recipient,
+                resolver,
+                manifest,
+                payload,
+            );
+            if let Some(Decoded::Boxed(message)) = decoded {
+                boxed(message);
             }
         };
         decode(first);
         rest.for_each(decode);
     }
+}
+
+/// Decodes `payload` with `codec`, the registry's entry for `manifest`, for the local
+/// `recipient`, or logs one warning and returns `None` when there is no entry or decoding
+/// fails.
+fn decode_inbound(
+    codec: Option<&Arc<dyn ErasedCodec>>,
+    peer: &UniqueAddress,
+    recipient_id: u64,
+    recipient: &(dyn Any + Send + Sync),
+    resolver: &Weak<dyn ActorRefResolver>,
+    manifest: &str,
+    payload: &[u8],
+) -> Option<Decoded> {
+    let decoded = match codec {
+        Some(codec) => codec
+            .deserialize_to(payload, recipient, resolver)
+            .map_err(|source| SerializationError::Codec {
+                action: "deserialize",
+                manifest: manifest.to_owned(),
+                source,
+            }),
+        None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
+    };
+    decoded
+        .map_err(|error| log_dropped(peer, recipient_id, manifest, &error))
+        .ok()
 }
 
 /// Logs the one warning for an inbound message that failed to decode and is dropped.

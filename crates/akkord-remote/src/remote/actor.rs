@@ -178,9 +178,7 @@ impl RemoteActor {
             .filter(|sibling| !Arc::ptr_eq(sibling, except))
             .cloned()
             .collect();
-        let this = self.me.upgrade();
-        let this_watched =
-            this.is_some_and(|this| !Arc::ptr_eq(&this, except) && this.is_watched());
+        let this_watched = !std::ptr::eq(self, Arc::as_ptr(except)) && self.is_watched();
         this_watched || siblings.iter().any(|sibling| sibling.is_watched())
     }
 

@@ -131,7 +131,7 @@ async fn expect_terminated(terminated: &mut mpsc::UnboundedReceiver<()>, count: 
     for n in 0..count {
         tokio::time::timeout(WAIT, terminated.recv())
             .await
-            .unwrap_or_else(|_| panic!("Terminated {n} did not come within 5 s"))
+            .unwrap_or_else(|_| panic!("Terminated {n} timed out after 5 s"))
             .unwrap();
     }
 }
@@ -195,7 +195,7 @@ async fn sweep_keeps_copies_while_watched() {
 }
 
 #[tokio::test]
-async fn remote_watch_stays_while_a_copy_is_watched() {
+async fn watch_stays_while_copy_watched() {
     let serving = bind().await;
     let copies: Vec<AnyActorRef> = (0..2)
         .map(|_| {
@@ -259,7 +259,7 @@ fn frames(recipient: u64, messages: &[(&str, Vec<u8>)]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn run_keeps_order_and_drops_only_bad_messages() {
+async fn run_drops_only_bad_messages() {
     let remote = bind().await;
     let system = remote.system().clone();
     let (sender, mut received) = mpsc::unbounded_channel();
@@ -303,7 +303,7 @@ async fn run_keeps_order_and_drops_only_bad_messages() {
 }
 
 #[tokio::test]
-async fn run_to_ask_reply_delivers_one_message() {
+async fn ask_reply_run_takes_one_message() {
     let asking = bind().await;
     let system = asking.system().clone();
     let (sender, mut questions) = mpsc::unbounded_channel();

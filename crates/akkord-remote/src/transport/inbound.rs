@@ -260,7 +260,7 @@ fn dispatch_buffered(
         dispatch(inner, lane, peer, frame)?;
     }
     buffer.advance(start);
-    // A frame too large for the spare capacity is read whole, not in pieces of the reserve.
+    // Room for the rest of a partly read frame, so a large frame takes few reads.
     if let Some(header) = buffer.first_chunk::<FRAME_HEADER_LEN>() {
         let total = FRAME_HEADER_LEN + u32::from_be_bytes(*header) as usize;
         buffer.reserve(total.saturating_sub(buffer.len()));
@@ -488,7 +488,7 @@ mod tests {
         /// leading complete frames that `decode_user_parts` reads with the run's recipient
         /// and manifest, and never reads past the buffer.
         #[test]
-        fn run_yields_the_matching_prefix(
+        fn run_yields_matching_prefix(
             messages in proptest::collection::vec(
                 (0..3u64, proptest::prop_oneof!["m", "n"], proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20)),
                 0..8,

@@ -52,7 +52,7 @@ pub trait InboundHandler: Send + Sync + 'static {
 
     /// Handles consecutive user messages without a sender from the incarnation `from`,
     /// received on `lane`, all for `recipient` and of `manifest`. `first` is the payload of
-    /// the first; `rest` yields the payloads of those that follow it in the read buffer.
+    /// the first, and `rest` yields the payloads of those that follow it in the read buffer.
     ///
     /// The transport calls this in place of [`InboundHandler::on_user_message`] for the
     /// messages of the ordinary and large lanes that carry no sender. Payloads borrow the
