@@ -169,6 +169,11 @@ impl<M: Clone> SystemMessageSender<M> {
         self.unacked.len()
     }
 
+    /// Returns the unacknowledged messages, oldest first.
+    pub fn unacked(&self) -> impl Iterator<Item = &M> + '_ {
+        self.unacked.iter().map(|pending| &pending.message)
+    }
+
     /// Returns when the next resend is due, if any message is unacknowledged.
     pub fn next_resend(&self) -> Option<Instant> {
         self.next_resend

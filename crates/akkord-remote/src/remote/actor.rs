@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
 use akkord_actor::address::UniqueAddress;
@@ -39,6 +40,9 @@ pub(crate) struct RemoteActor {
     core: Weak<RemoteCore>,
     me: Weak<RemoteActor>,
     state: Mutex<State>,
+    /// True while this target counts as watching its actor: its watch message was queued
+    /// and no unwatch after it. Read and written only under the core's watch order lock.
+    pub(crate) watch_held: AtomicBool,
 }
 
 #[derive(Default)]
@@ -76,6 +80,7 @@ impl RemoteActor {
                 watchers: Vec::new(),
                 siblings: Vec::new(),
             }),
+            watch_held: AtomicBool::new(false),
         })
     }
 
@@ -182,22 +187,27 @@ impl RemoteActor {
         this_watched || siblings.iter().any(|sibling| sibling.is_watched())
     }
 
+    /// Returns the siblings (see [`RemoteActor::add_sibling`]).
+    pub(crate) fn siblings(&self) -> Vec<Arc<RemoteActor>> {
+        lock(&self.state).siblings.clone()
+    }
+
     /// Links `sibling`, another target of the same remote actor, so that it is terminated
-    /// with this one, or at once when this one already is.
-    pub(crate) fn add_sibling(&self, sibling: &Arc<RemoteActor>) {
-        let failure = {
-            let mut state = lock(&self.state);
-            match &state.terminated {
-                Some(failure) => failure.clone(),
-                None => {
-                    if !state.siblings.iter().any(|kept| Arc::ptr_eq(kept, sibling)) {
-                        state.siblings.push(sibling.clone());
-                    }
-                    return;
-                }
-            }
-        };
-        sibling.terminate(failure);
+    /// with this one.
+    ///
+    /// # Errors
+    ///
+    /// When this one is terminated already, returns its failure, with which the caller
+    /// terminates `sibling`.
+    pub(crate) fn add_sibling(&self, sibling: &Arc<RemoteActor>) -> Result<(), Option<ActorError>> {
+        let mut state = lock(&self.state);
+        if let Some(failure) = &state.terminated {
+            return Err(failure.clone());
+        }
+        if !state.siblings.iter().any(|kept| Arc::ptr_eq(kept, sibling)) {
+            state.siblings.push(sibling.clone());
+        }
+        Ok(())
     }
 
     /// Marks the actor stopped and notifies every watcher once; later calls do nothing.

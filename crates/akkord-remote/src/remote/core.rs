@@ -31,7 +31,7 @@ use super::RemoteSystemSettings;
 use crate::serialization::{Decoded, SerializationRegistry};
 use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent, UserRun};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
-use crate::Lane;
+use crate::{Lane, SendError};
 
 /// Stands in for the type of an inbound message that could not be delivered, in dead
 /// letters recorded before the message is decoded.
@@ -53,6 +53,9 @@ pub(crate) struct RemoteCore {
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
     pub(crate) node_watch: Mutex<NodeWatch>,
+    /// Held while deciding on a watch or unwatch of a remote actor and queueing it, so that
+    /// these messages leave in the order of the decisions (see `RemoteCore::unwatch_remote`).
+    watch_order: Mutex<()>,
     pub(crate) lookups: Mutex<HashMap<u64, oneshot::Sender<LookupReply>>>,
     pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     /// Handlers of extension protocols by manifest.
@@ -101,6 +104,7 @@ impl RemoteCore {
             gone: Mutex::default(),
             remote_watchers: Mutex::default(),
             node_watch: Mutex::new(NodeWatch::new(settings.watch.clone())),
+            watch_order: Mutex::new(()),
             lookups: Mutex::default(),
             pings: Mutex::default(),
             protocol_handlers: Mutex::default(),
@@ -289,65 +293,107 @@ impl RemoteCore {
         }
     }
 
-    /// Starts watching the node of `actor`, which just got its first local watcher.
+    /// Starts watching `actor`, which just got its first local watcher.
+    ///
+    /// Watches and unwatches of remote actors are decided and queued under one lock, from
+    /// the watchers each target has at that moment. So when one watcher leaves while
+    /// another arrives on another thread, the last message the other node gets is a watch.
     pub(crate) fn watch_remote(&self, actor: &Arc<RemoteActor>) {
-        // An ask's reply ref enters the table here, so that its node's death terminates it.
-        // When the ref was decoded more than once, another target of the same actor may be
-        // there already, and this one is then terminated with it.
-        let in_table = match lock(&self.remotes).entry((actor.node.uid, actor.id)) {
-            Entry::Vacant(entry) => {
-                entry.insert(actor.clone());
-                None
+        let sent = {
+            let order = lock(&self.watch_order);
+            if !actor.is_watched() || actor.watch_held.load(Ordering::Relaxed) {
+                // The watcher left again, or another call queued the watch already.
+                return;
             }
-            Entry::Occupied(entry)
-                if entry.get().node == actor.node && !Arc::ptr_eq(entry.get(), actor) =>
-            {
-                Some(entry.get().clone())
+            // An ask's reply ref enters the table here, so that its node's death terminates
+            // it. When the ref was decoded more than once, another target of the same actor
+            // may be there already, and this one is then terminated with it.
+            let in_table = match lock(&self.remotes).entry((actor.node.uid, actor.id)) {
+                Entry::Vacant(entry) => {
+                    entry.insert(actor.clone());
+                    None
+                }
+                Entry::Occupied(entry)
+                    if entry.get().node == actor.node && !Arc::ptr_eq(entry.get(), actor) =>
+                {
+                    Some(entry.get().clone())
+                }
+                Entry::Occupied(_) => None,
+            };
+            if let Some(Err(failure)) = in_table.map(|in_table| in_table.add_sibling(actor)) {
+                // Terminated outside the lock, because its watchers are notified at once.
+                drop(order);
+                actor.terminate(failure);
+                return;
             }
-            Entry::Occupied(_) => None,
+            actor.watch_held.store(true, Ordering::Relaxed);
+            lock(&self.node_watch).watch(&actor.node);
+            self.queue_watch_message(&actor.node, WATCH, actor.id)
         };
-        // Linked without the table's lock, because linking to a terminated target notifies
-        // this one's watchers at once.
-        if let Some(in_table) = in_table {
-            in_table.add_sibling(actor);
-        }
-        lock(&self.node_watch).watch(&actor.node);
-        self.send_watch_message(&actor.node, WATCH, actor.id);
+        self.on_system_sent(&actor.node, WATCH, sent);
     }
 
     /// Stops watching `actor`, which just lost its last local watcher.
     ///
     /// The other node keeps one watch per watching node, so while another target of the
     /// same actor (see `watch_remote`) is still watched, the watch stays.
-    ///
-    /// NOTE: when another target gains its first watcher on another thread meanwhile, its
-    /// watch can reach the other node before this unwatch, which then ends both.
     pub(crate) fn unwatch_remote(&self, actor: &Arc<RemoteActor>) {
-        lock(&self.node_watch).unwatch(&actor.node);
-        let in_table = lock(&self.remotes)
-            .get(&(actor.node.uid, actor.id))
-            .filter(|in_table| in_table.node == actor.node)
-            .cloned();
-        if in_table.is_some_and(|in_table| in_table.watched_besides(actor)) {
-            return;
-        }
-        self.send_watch_message(&actor.node, UNWATCH, actor.id);
+        let sent = {
+            let _order = lock(&self.watch_order);
+            if actor.is_watched() || !actor.watch_held.load(Ordering::Relaxed) {
+                // A watcher arrived again, or no watch was queued.
+                return;
+            }
+            actor.watch_held.store(false, Ordering::Relaxed);
+            lock(&self.node_watch).unwatch(&actor.node);
+            let in_table = lock(&self.remotes)
+                .get(&(actor.node.uid, actor.id))
+                .filter(|in_table| in_table.node == actor.node)
+                .cloned();
+            if in_table.is_some_and(|in_table| in_table.watched_besides(actor)) {
+                return;
+            }
+            self.queue_watch_message(&actor.node, UNWATCH, actor.id)
+        };
+        self.on_system_sent(&actor.node, UNWATCH, sent);
     }
 
-    fn send_watch_message(&self, node: &UniqueAddress, manifest: &str, watchee: u64) {
+    fn queue_watch_message(
+        &self,
+        node: &UniqueAddress,
+        manifest: &str,
+        watchee: u64,
+    ) -> Result<(), SendError> {
         let payload = WatchRequest { watchee }.encode_to_vec();
-        self.send_system(node, manifest, payload);
+        self.queue_system(node, manifest, payload)
     }
 
-    fn send_system(&self, node: &UniqueAddress, manifest: &str, payload: Vec<u8>) {
+    /// Queues a system message for `node`; a transport that is not started yet or has shut
+    /// down counts as sent.
+    fn queue_system(
+        &self,
+        node: &UniqueAddress,
+        manifest: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), SendError> {
         let Some(transport) = self.transport() else {
-            return;
+            return Ok(());
         };
         let envelope = UserEnvelope::without_sender(PROTOCOL_RECIPIENT, manifest, payload);
-        if let Err(error) = transport.send_system(node, envelope) {
+        transport.send_system(node, envelope)
+    }
+
+    /// Declares `node` gone when a system message to it could not be queued.
+    fn on_system_sent(&self, node: &UniqueAddress, manifest: &str, sent: Result<(), SendError>) {
+        if let Err(error) = sent {
             debug!(peer = %node, manifest, %error, "death watch message not sent");
             self.node_gone(node, &error.to_string());
         }
+    }
+
+    fn send_system(&self, node: &UniqueAddress, manifest: &str, payload: Vec<u8>) {
+        let sent = self.queue_system(node, manifest, payload);
+        self.on_system_sent(node, manifest, sent);
     }
 
     /// Treats incarnation `node` as gone: its actors count as terminated for their local
@@ -435,6 +481,9 @@ impl RemoteCore {
         for id in stopped {
             self.unexport(id);
         }
+        // Under the watch order lock, so that an entry is not dropped between a watch
+        // finding it and linking a new target to it.
+        let _order = lock(&self.watch_order);
         lock(&self.remotes).retain(|_, actor| {
             let siblings = actor.keep_watched_siblings();
             Arc::strong_count(actor) > 1 || actor.is_watched() || siblings
@@ -672,11 +721,17 @@ impl RemoteCore {
     fn on_death_notification(&self, from: &UniqueAddress, notice: DeathWatchNotification) {
         let actor = self.known_remote_actor(from.uid, notice.watchee, |node| node == from);
         if let Some(actor) = actor {
-            let was_watched = actor.is_watched();
-            actor.terminate(notice.failure.map(ActorError::msg));
-            if was_watched {
-                lock(&self.node_watch).unwatch(from);
+            {
+                // Each target of the actor with a queued watch counts once on its node.
+                let _order = lock(&self.watch_order);
+                let mut node_watch = lock(&self.node_watch);
+                for target in std::iter::once(actor.clone()).chain(actor.siblings()) {
+                    if target.watch_held.swap(false, Ordering::Relaxed) {
+                        node_watch.unwatch(from);
+                    }
+                }
             }
+            actor.terminate(notice.failure.map(ActorError::msg));
         }
     }
 }

@@ -152,12 +152,16 @@ async fn both_watched_copies_end_with_actor() {
     let serving = bind().await;
     let mut terminated = watch_two_copies(&serving);
     let node = UniqueAddress::new(Address::new("core", "127.0.0.1", 1).unwrap(), 7);
+    let watched_actors = || lock(&serving.core.node_watch).watched_actors(&node);
+    assert_eq!(watched_actors(), 2);
     let notice = DeathWatchNotification {
         watchee: 3,
         failure: None,
     };
     serving.core.on_death_notification(&node, notice);
     expect_terminated(&mut terminated, 2).await;
+    // Both copies' watches end, so the node is no longer watched.
+    assert_eq!(watched_actors(), 0);
     serving.shutdown().await;
 }
 
@@ -222,6 +226,74 @@ async fn watch_stays_while_copy_watched() {
         // Only the last copy to lose its watchers ends the remote watch.
         let expected = if index == 0 { watches } else { watches + 1 };
         assert_eq!(pending(), expected, "after unwatching copy {index}");
+    }
+    serving.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_messages_leave_in_decision_order() {
+    // Rounds of the race; each queues at most three messages, far below the buffer's limit.
+    const ROUNDS: u64 = 400;
+    let serving = bind().await;
+    // Nothing listens at port 1, so every watch message stays queued, in order.
+    let address = Address::new("core", "127.0.0.1", 1).unwrap();
+    let last_message = || {
+        let envelope = serving
+            .transport()
+            .unacked_system_envelopes(&address)
+            .pop()?;
+        let request = WatchRequest::decode(envelope.payload).unwrap();
+        Some((envelope.manifest, request.watchee))
+    };
+    let node = UniqueAddress::new(address.clone(), 7);
+    let watched_actors = || lock(&serving.core.node_watch).watched_actors(&node);
+    let runtime = tokio::runtime::Handle::current();
+    for round in 0..ROUNDS {
+        // A new actor each round, so that no copy of an earlier round is in the table.
+        let id = 100 + round;
+        let data = SerializedActorRef {
+            id,
+            path: format!("{ASK_REPLY_PATH}{id}"),
+            ..ask_reply_data()
+        };
+        let decode = || -> AnyActorRef {
+            let copy: ActorRef<u64> = serving.decode_ref(data.clone()).unwrap();
+            copy.to_any()
+        };
+        // Even rounds: one target whose only watcher leaves while another arrives. Odd
+        // rounds: two copies of the ref, one losing its only watcher while the other gains
+        // its first.
+        let losing = decode();
+        let gaining = if round % 2 == 0 {
+            losing.clone()
+        } else {
+            decode()
+        };
+        let (losing_watcher, gaining_watcher) = (new_actor_id(), new_actor_id());
+        watch_with_callback(&losing, losing_watcher, |_| {});
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _runtime = runtime.enter();
+                start.wait();
+                unwatch(&losing, losing_watcher);
+            });
+            start.wait();
+            watch_with_callback(&gaining, gaining_watcher, |_| {});
+        });
+        assert_eq!(
+            last_message(),
+            Some((WATCH.to_owned(), id)),
+            "round {round}: the ref is watched, but the last message ends the watch"
+        );
+        assert_eq!(watched_actors(), 1, "round {round}: one watched target");
+        unwatch(&gaining, gaining_watcher);
+        assert_eq!(
+            last_message(),
+            Some((UNWATCH.to_owned(), id)),
+            "round {round}"
+        );
+        assert_eq!(watched_actors(), 0, "round {round}: no watched target");
     }
     serving.shutdown().await;
 }

@@ -74,6 +74,12 @@ impl NodeWatch {
         }
     }
 
+    /// Returns the number of watched actors counted on `node`.
+    #[cfg(test)]
+    pub(crate) fn watched_actors(&self, node: &UniqueAddress) -> usize {
+        self.nodes.get(node).map_or(0, |watched| watched.actors)
+    }
+
     /// Counts one more watched actor on `node`.
     pub(crate) fn watch(&mut self, node: &UniqueAddress) {
         let detector = self.settings.detector.clone();

@@ -470,6 +470,17 @@ impl Transport {
             .map_or(0, |association| association.unacked_system_messages())
     }
 
+    /// Returns the unacknowledged system messages to the incarnation at `address`, oldest
+    /// first.
+    #[cfg(test)]
+    pub(crate) fn unacked_system_envelopes(&self, address: &Address) -> Vec<UserEnvelope> {
+        self.inner
+            .association(address)
+            .map_or_else(Vec::new, |association| {
+                association.unacked_system_envelopes()
+            })
+    }
+
     /// Returns a snapshot of the transport's counters.
     pub fn stats(&self) -> TransportStats {
         self.inner.counters.snapshot()

@@ -178,6 +178,17 @@ impl Association {
             .sum()
     }
 
+    /// Returns the manifests and payloads of the unacknowledged system messages, oldest
+    /// first within each peer incarnation.
+    #[cfg(test)]
+    pub(crate) fn unacked_system_envelopes(&self) -> Vec<UserEnvelope> {
+        lock(&self.state)
+            .system
+            .values()
+            .flat_map(|sender| sender.unacked().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
     /// Sends a quarantine notice to `peer` and drops everything kept for it.
     pub(crate) fn quarantine(&self, inner: &Inner, peer: &UniqueAddress, reason: &str) {
         let notice = ControlFrame {
