@@ -508,6 +508,9 @@ async fn run<A: Actor>(cell: Arc<ActorCell<A>>) {
             }
         }
         cell.put_back(&mut batch);
+        if scheduler::take_extra_batch() {
+            continue;
+        }
         tokio::task::yield_now().await;
     }
 }

@@ -14,23 +14,95 @@
 //!    its own, so it never holds up the actors behind it.
 //! 3. After [`INLINE_TURN_BUDGET`] turns in a row the driver hands the slot to a new task and
 //!    ends, so that a long chain of actors does not keep one task busy forever.
+//! 4. The turns that [`run_after`] runs for a transport's reading task may go on past their
+//!    batch of `throughput` messages, for [`INLINE_EXTRA_BATCHES`] more batches and about
+//!    [`INLINE_TURN_TIME`]. An actor then drains what one read delivered before the task
+//!    reads again. Yielding into a task of its own instead would split one stream over two
+//!    tasks, and the runtime often moves one of them to another worker thread.
 //!
 //! Code outside any driver (a plain task, another thread) starts a new driver task for a
 //! message. Newly spawned actors are collected in a start queue instead, which one driver
 //! drains, because programs often spawn many actors in a row from outside any actor.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
 /// Turns a driver runs in a row before it hands the next ready actor to a new task.
 pub(crate) const INLINE_TURN_BUDGET: u32 = 64;
 
+/// Batches of `throughput` messages that a turn run by [`run_after`] may handle after its
+/// first before it yields. An actor then drains what one read from a connection delivered
+/// in the reading task. With the default throughput of 32 the limit is 2048 messages, four
+/// times the 100-byte messages of a 64 KiB read.
+pub(crate) const INLINE_EXTRA_BATCHES: u32 = 63;
+
+/// Time after which the turns of one [`run_after`] call take no extra batch, counted from
+/// the first extra batch. A slow handler holds up the reading task, and the other actors
+/// of its connection, for little more than this and one batch.
+pub(crate) const INLINE_TURN_TIME: Duration = Duration::from_millis(1);
+
 type TurnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Extra batches left to the turns of one [`run_after`] call, and when they end.
+#[derive(Clone, Copy)]
+struct ExtraBatches {
+    left: u32,
+    /// Set by the first extra batch.
+    deadline: Option<Instant>,
+}
+
+thread_local! {
+    /// Extra batches for the turn that [`run_after`] is polling on this thread.
+    static EXTRA_BATCHES: Cell<Option<ExtraBatches>> = const { Cell::new(None) };
+}
+
+/// The extra batches of this thread while a turn is polled; cleared when dropped, even when
+/// the poll panics.
+struct LentBatches(ExtraBatches);
+
+impl LentBatches {
+    fn lend(extra: ExtraBatches) -> Self {
+        EXTRA_BATCHES.with(|cell| cell.set(Some(extra)));
+        LentBatches(extra)
+    }
+
+    /// Returns what the turn left.
+    fn take_back(self) -> ExtraBatches {
+        EXTRA_BATCHES.with(Cell::get).unwrap_or(self.0)
+    }
+}
+
+impl Drop for LentBatches {
+    fn drop(&mut self) {
+        EXTRA_BATCHES.with(|cell| cell.set(None));
+    }
+}
+
+/// Returns true when the running turn may handle another batch without yielding, and
+/// counts that batch.
+pub(crate) fn take_extra_batch() -> bool {
+    EXTRA_BATCHES.with(|cell| {
+        let Some(extra) = cell.get().filter(|extra| extra.left > 0) else {
+            return false;
+        };
+        let now = Instant::now();
+        let deadline = extra.deadline.unwrap_or_else(|| now + INLINE_TURN_TIME);
+        if now >= deadline {
+            return false;
+        }
+        cell.set(Some(ExtraBatches {
+            left: extra.left - 1,
+            deadline: Some(deadline),
+        }));
+        true
+    })
+}
 
 /// An actor that can run one turn.
 pub(crate) trait Turn: Send + Sync + 'static {
@@ -150,18 +222,37 @@ pub(crate) async fn run_after<T>(work: impl FnOnce() -> T) -> T {
     NEXT_TURN
         .scope(RefCell::new(None), async move {
             let output = work();
+            let mut extra = ExtraBatches {
+                left: INLINE_EXTRA_BATCHES,
+                deadline: None,
+            };
             let mut turns = 0;
             while let Some(next) = NEXT_TURN.with(|slot| slot.borrow_mut().take()) {
                 if turns >= INLINE_TURN_BUDGET {
                     tokio::spawn(drive(next));
                     break;
                 }
-                run_or_move(next.run_turn()).await;
+                run_inline_or_move(next.run_turn(), &mut extra).await;
                 turns += 1;
             }
             output
         })
         .await
+}
+
+/// As [`run_or_move`], letting the turn's first poll take from `extra`, which the turns
+/// of one [`run_after`] call share.
+async fn run_inline_or_move(mut turn: TurnFuture, extra: &mut ExtraBatches) {
+    let finished = poll_fn(|cx| {
+        let lent = LentBatches::lend(*extra);
+        let poll = turn.as_mut().poll(cx);
+        *extra = lent.take_back();
+        Poll::Ready(poll.is_ready())
+    })
+    .await;
+    if !finished {
+        tokio::spawn(turn);
+    }
 }
 
 /// Polls `turn` once; a turn that is not finished continues on a task of its own.

@@ -27,7 +27,8 @@ pub struct ActorSystemConfig {
     ///
     /// Higher values favour throughput of busy actors, lower ones fairness. Default 32;
     /// Akka's default dispatcher uses 5, but its turns are cheaper to resume than a tokio
-    /// task is to reschedule.
+    /// task is to reschedule. A turn run by a remote transport's reading task may handle
+    /// more batches (see [`crate::remote_support::run_ready_after`]).
     pub throughput: NonZeroUsize,
     /// Dead letters logged per window before further ones are only counted. Default 10, as
     /// Akka's `log-dead-letters`.
