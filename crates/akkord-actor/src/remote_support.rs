@@ -224,9 +224,9 @@ pub const ASK_REPLY_PATH: &str = "/temp/$ask";
 /// A transport wraps the dispatch of each read from a connection in this call. Messages to
 /// an idle actor then start no task of their own: the actor runs once the read is
 /// dispatched, on the thread that read it, so a burst costs no wake-up of another worker
-/// thread. Such a turn handles up to 64 batches of the system's `throughput` messages, ending
-/// its extra batches about 1 ms after the first, so that the actor drains a read's messages
-/// before the next read. An actor whose turn waits, or that still has messages after its
+/// thread. Such a turn handles up to 64 batches of the system's `throughput` messages, and
+/// takes no further batch once about 1 ms has passed since its second one, so that the
+/// actor drains a read's messages before the next read. An actor whose turn waits, or that still has messages after its
 /// turn, continues on a task of its own. The caller is held up for at most 64 turns in a
 /// row, the budget of the runtime's own driver tasks, and usually for one.
 pub async fn run_ready_after<T>(deliver: impl FnOnce() -> T) -> T {

@@ -38,8 +38,8 @@ pub(crate) const INLINE_TURN_BUDGET: u32 = 64;
 
 /// Batches of `throughput` messages that a turn run by [`run_after`] may handle after its
 /// first before it yields. An actor then drains what one read from a connection delivered
-/// in the reading task. With the default throughput of 32 the limit is 2048 messages, four
-/// times the 100-byte messages of a 64 KiB read.
+/// in the reading task. With the default throughput of 32 the limit is 2048 messages, about
+/// four times the 100-byte messages of a 64 KiB read.
 pub(crate) const INLINE_EXTRA_BATCHES: u32 = 63;
 
 /// Time after which the turns of one [`run_after`] call take no extra batch, counted from
@@ -62,8 +62,8 @@ thread_local! {
     static EXTRA_BATCHES: Cell<Option<ExtraBatches>> = const { Cell::new(None) };
 }
 
-/// The extra batches of this thread while a turn is polled; cleared when dropped, even when
-/// the poll panics.
+/// The extra batches of this thread while a turn is polled. Dropping it clears them, also
+/// when the poll panics.
 struct LentBatches(ExtraBatches);
 
 impl LentBatches {

@@ -298,45 +298,28 @@ impl SerializationRegistry {
             .ok()
     }
 
-    /// Deserializes an inbound message from `peer` for the local actor `recipient`, whose id
-    /// is `recipient_id`, with `resolver` installed for the actor refs inside it.
+    /// Deserializes an inbound message for `to`.
     ///
-    /// When `recipient` is an `ActorRef` of the type registered for `manifest`, the message
-    /// goes to it with `tell` once decoded, without being boxed. On failure, logs one
+    /// When the recipient is an `ActorRef` of the type registered for `manifest`, the
+    /// message goes to it with `tell` once decoded, without being boxed. On failure, logs one
     /// warning naming the peer and manifest and returns `None`, so only this message is
     /// dropped.
     pub(crate) fn deserialize_inbound_to(
         &self,
-        peer: &UniqueAddress,
-        recipient_id: u64,
-        recipient: &(dyn Any + Send + Sync),
-        resolver: &Weak<dyn ActorRefResolver>,
+        to: &InboundRecipient<'_>,
         manifest: &str,
         payload: &[u8],
     ) -> Option<Decoded> {
-        let codec = self.by_manifest.get(manifest);
-        decode_inbound(
-            codec,
-            peer,
-            recipient_id,
-            recipient,
-            resolver,
-            manifest,
-            payload,
-        )
+        decode_inbound(self.by_manifest.get(manifest), to, manifest, payload)
     }
 
-    /// Decodes `first` and the payloads `rest` yields, all of `manifest`, for the local
-    /// `recipient`, as [`SerializationRegistry::deserialize_inbound_to`] does for each, with
-    /// one lookup of the manifest. Each message that comes back boxed goes to `boxed`, and
-    /// each that fails to decode is dropped with one warning.
-    #[allow(clippy::too_many_arguments)]
+    /// Decodes `first` and the payloads `rest` yields, all of `manifest`, for `to`, as
+    /// [`SerializationRegistry::deserialize_inbound_to`] does for each, with one lookup of
+    /// the manifest. Each message that comes back boxed goes to `boxed`, and each that fails
+    /// to decode is dropped with one warning.
     pub(crate) fn deserialize_inbound_run<'a>(
         &self,
-        peer: &UniqueAddress,
-        recipient_id: u64,
-        recipient: &(dyn Any + Send + Sync),
-        resolver: &Weak<dyn ActorRefResolver>,
+        to: &InboundRecipient<'_>,
         manifest: &str,
         first: &[u8],
         rest: impl Iterator<Item = &'a [u8]>,
@@ -344,16 +327,7 @@ impl SerializationRegistry {
     ) {
         let codec = self.by_manifest.get(manifest);
         let mut decode = |payload: &[u8]| {
-            let decoded = decode_inbound(
-                codec,
-                peer,
-                recipient_id,
-                recipient,
-                resolver,
-                manifest,
-                payload,
-            );
-            if let Some(Decoded::Boxed(message)) = decoded {
+            if let Some(Decoded::Boxed(message)) = decode_inbound(codec, to, manifest, payload) {
                 boxed(message);
             }
         };
@@ -362,21 +336,29 @@ impl SerializationRegistry {
     }
 }
 
-/// Decodes `payload` with `codec`, the registry's entry for `manifest`, for the local
-/// `recipient`, or logs one warning and returns `None` when there is no entry or decoding
-/// fails.
+/// The local actor an inbound message is for, with what decoding the message needs.
+pub(crate) struct InboundRecipient<'a> {
+    /// Incarnation that sent the message, named in the warning when it is dropped.
+    pub(crate) peer: &'a UniqueAddress,
+    /// Actor id the message names.
+    pub(crate) id: u64,
+    /// The exported ref of the actor, type-erased.
+    pub(crate) actor: &'a (dyn Any + Send + Sync),
+    /// Resolver installed for the actor refs inside the message.
+    pub(crate) resolver: &'a Weak<dyn ActorRefResolver>,
+}
+
+/// Decodes `payload` with `codec`, the registry's entry for `manifest`, for `to`, or logs
+/// one warning and returns `None` when there is no entry or decoding fails.
 fn decode_inbound(
     codec: Option<&Arc<dyn ErasedCodec>>,
-    peer: &UniqueAddress,
-    recipient_id: u64,
-    recipient: &(dyn Any + Send + Sync),
-    resolver: &Weak<dyn ActorRefResolver>,
+    to: &InboundRecipient<'_>,
     manifest: &str,
     payload: &[u8],
 ) -> Option<Decoded> {
     let decoded = match codec {
         Some(codec) => codec
-            .deserialize_to(payload, recipient, resolver)
+            .deserialize_to(payload, to.actor, to.resolver)
             .map_err(|source| SerializationError::Codec {
                 action: "deserialize",
                 manifest: manifest.to_owned(),
@@ -385,7 +367,7 @@ fn decode_inbound(
         None => Err(SerializationError::UnknownManifest(manifest.to_owned())),
     };
     decoded
-        .map_err(|error| log_dropped(peer, recipient_id, manifest, &error))
+        .map_err(|error| log_dropped(to.peer, to.id, manifest, &error))
         .ok()
 }
 
@@ -661,25 +643,28 @@ mod tests {
         // Greet carries no actor ref, so the resolver is never used and a dropped one is enough.
         let resolver: Weak<dyn ActorRefResolver> = Weak::<NoRefs>::new();
 
-        let outcome =
-            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, manifest, &bytes);
+        let to = |id, actor| InboundRecipient {
+            peer: &peer,
+            id,
+            actor,
+            resolver: &resolver,
+        };
+        let outcome = registry.deserialize_inbound_to(&to(7, &greeter), manifest, &bytes);
         assert!(matches!(outcome, Some(Decoded::Delivered)));
         let arrived = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
             .await
             .expect("no message within 5 s");
         assert_eq!(arrived, Some(greet));
 
-        let boxed = registry.deserialize_inbound_to(&peer, 8, &other, &resolver, manifest, &bytes);
+        let boxed = registry.deserialize_inbound_to(&to(8, &other), manifest, &bytes);
         let Some(Decoded::Boxed(message)) = boxed else {
             panic!("a message for a ref of another type was not returned boxed");
         };
         assert!(message.downcast::<Greet>().is_ok());
 
-        let unknown =
-            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, "nope", &bytes);
+        let unknown = registry.deserialize_inbound_to(&to(7, &greeter), "nope", &bytes);
         assert!(unknown.is_none());
-        let undecodable =
-            registry.deserialize_inbound_to(&peer, 7, &greeter, &resolver, manifest, &[0xff]);
+        let undecodable = registry.deserialize_inbound_to(&to(7, &greeter), manifest, &[0xff]);
         assert!(undecodable.is_none());
         system.terminate().await;
     }

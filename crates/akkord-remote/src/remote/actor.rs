@@ -40,8 +40,8 @@ pub(crate) struct RemoteActor {
     core: Weak<RemoteCore>,
     me: Weak<RemoteActor>,
     state: Mutex<State>,
-    /// True while this target counts as watching its actor: its watch message was queued
-    /// and no unwatch after it. Read and written only under the core's watch order lock.
+    /// Flag set while this target's watch message is queued and no unwatch has followed
+    /// it. Read and written only under the core's watch order lock.
     pub(crate) watch_held: AtomicBool,
 }
 

@@ -28,8 +28,10 @@ use super::protocol::{
 };
 use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
-use crate::serialization::{Decoded, SerializationRegistry};
-use crate::transport::{lock, Destination, InboundHandler, Transport, TransportEvent, UserRun};
+use crate::serialization::{Decoded, InboundRecipient, SerializationRegistry};
+use crate::transport::{
+    each_envelope, lock, Destination, InboundHandler, Transport, TransportEvent, UserRun,
+};
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
 use crate::{Lane, SendError};
 
@@ -53,8 +55,8 @@ pub(crate) struct RemoteCore {
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
     pub(crate) node_watch: Mutex<NodeWatch>,
-    /// Held while deciding on a watch or unwatch of a remote actor and queueing it, so that
-    /// these messages leave in the order of the decisions (see `RemoteCore::unwatch_remote`).
+    /// Lock taken while a watch or unwatch of a remote actor is decided and queued, so that
+    /// these messages leave in the order of the decisions (see `RemoteCore::watch_remote`).
     watch_order: Mutex<()>,
     pub(crate) lookups: Mutex<HashMap<u64, oneshot::Sender<LookupReply>>>,
     pub(crate) pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
@@ -368,8 +370,8 @@ impl RemoteCore {
         self.queue_system(node, manifest, payload)
     }
 
-    /// Queues a system message for `node`; a transport that is not started yet or has shut
-    /// down counts as sent.
+    /// Queues a system message for `node`. With a transport that is not started yet or has
+    /// shut down, the message counts as sent.
     fn queue_system(
         &self,
         node: &UniqueAddress,
@@ -481,7 +483,7 @@ impl RemoteCore {
         for id in stopped {
             self.unexport(id);
         }
-        // Under the watch order lock, so that an entry is not dropped between a watch
+        // The watch order lock keeps the sweep from dropping an entry between a watch
         // finding it and linking a new target to it.
         let _order = lock(&self.watch_order);
         lock(&self.remotes).retain(|_, actor| {
@@ -524,16 +526,14 @@ impl RemoteCore {
                 self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             }
         };
-        self.registry.deserialize_inbound_run(
-            from,
-            recipient,
-            &*typed,
-            &self.resolver,
-            manifest,
-            first,
-            rest,
-            boxed,
-        );
+        let to = InboundRecipient {
+            peer: from,
+            id: recipient,
+            actor: &*typed,
+            resolver: &self.resolver,
+        };
+        self.registry
+            .deserialize_inbound_run(&to, manifest, first, rest, boxed);
     }
 
     /// Delivers an inbound user message to the exported actor it names.
@@ -565,14 +565,13 @@ impl RemoteCore {
             self.inbound_dead_letter(recipient, DeadLetterReason::UnknownRecipient);
             return;
         };
-        let decoded = self.registry.deserialize_inbound_to(
-            from,
-            recipient,
-            &*typed,
-            &self.resolver,
-            manifest,
-            payload,
-        );
+        let to = InboundRecipient {
+            peer: from,
+            id: recipient,
+            actor: &*typed,
+            resolver: &self.resolver,
+        };
+        let decoded = self.registry.deserialize_inbound_to(&to, manifest, payload);
         let message = match decoded {
             Some(Decoded::Delivered) => {
                 trace!(peer = %from, recipient, manifest, "delivered remote message");
@@ -894,13 +893,9 @@ impl InboundHandler for Handler {
         rest: &mut UserRun<'_>,
     ) {
         if recipient == PROTOCOL_RECIPIENT {
-            let handle = |payload: &[u8]| {
-                let payload = bytes::Bytes::copy_from_slice(payload);
-                let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
+            each_envelope(recipient, manifest, first, rest, |envelope| {
                 self.on_user_message(from, lane, envelope);
-            };
-            handle(first);
-            rest.for_each(handle);
+            });
             return;
         }
         let Some(core) = self.0.upgrade() else {

@@ -232,7 +232,8 @@ async fn watch_stays_while_copy_watched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_messages_leave_in_decision_order() {
-    // Rounds of the race; each queues at most four messages, far below the buffer's limit.
+    // Rounds of the race. Each queues at most four messages, far below the buffer's limit
+    // of 20 000.
     const ROUNDS: u64 = 400;
     let serving = bind().await;
     // Nothing listens at port 1, so every watch message stays queued, in order.

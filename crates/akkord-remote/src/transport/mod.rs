@@ -69,13 +69,9 @@ pub trait InboundHandler: Send + Sync + 'static {
         first: &[u8],
         rest: &mut UserRun<'_>,
     ) {
-        let deliver = |payload: &[u8]| {
-            let payload = bytes::Bytes::copy_from_slice(payload);
-            let envelope = UserEnvelope::without_sender(recipient, manifest, payload);
+        each_envelope(recipient, manifest, first, rest, |envelope| {
             self.on_user_message(from, lane, envelope);
-        };
-        deliver(first);
-        rest.for_each(deliver);
+        });
     }
 
     /// Handles a system message from `from`.
@@ -124,6 +120,23 @@ pub enum TransportEvent {
         /// The reason the peer gave.
         reason: String,
     },
+}
+
+/// Copies `first` and the payloads `rest` yields into envelopes without a sender for
+/// `recipient`, and passes each to `each`.
+pub(crate) fn each_envelope(
+    recipient: u64,
+    manifest: &str,
+    first: &[u8],
+    rest: &mut UserRun<'_>,
+    mut each: impl FnMut(UserEnvelope),
+) {
+    let mut copy = |payload: &[u8]| {
+        let payload = bytes::Bytes::copy_from_slice(payload);
+        each(UserEnvelope::without_sender(recipient, manifest, payload));
+    };
+    copy(first);
+    rest.for_each(copy);
 }
 
 /// The association of one destination, looked up on the first send and kept for the next.

@@ -178,8 +178,8 @@ impl Association {
             .sum()
     }
 
-    /// Returns the manifests and payloads of the unacknowledged system messages, oldest
-    /// first within each peer incarnation.
+    /// Returns the unacknowledged system messages, oldest first within each peer
+    /// incarnation.
     #[cfg(test)]
     pub(crate) fn unacked_system_envelopes(&self) -> Vec<UserEnvelope> {
         lock(&self.state)
