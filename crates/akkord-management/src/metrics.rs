@@ -175,6 +175,13 @@ fn render_transport(out: &mut Exposition, stats: &TransportStats) {
     );
 
     out.family(
+        "akkord_remote_associations",
+        "gauge",
+        "Remote addresses this node keeps an association with.",
+    );
+    out.sample("akkord_remote_associations", &[], stats.associations as f64);
+
+    out.family(
         "akkord_remote_inbound_rejected_total",
         "counter",
         "Inbound connections closed for a failed handshake or a malformed frame.",
@@ -282,6 +289,7 @@ mod tests {
             is_leader: true,
             transport: TransportStats {
                 frames_sent: [1, 2, 3],
+                associations: 2,
                 ..TransportStats::default()
             },
             dead_letters: 7,
@@ -294,6 +302,7 @@ mod tests {
         assert!(text.contains("akkord_cluster_is_leader 1\n"));
         assert!(text.contains("akkord_remote_messages_sent_total{lane=\"ordinary\"} 2\n"));
         assert!(text.contains("akkord_actor_dead_letters_total 7\n"));
+        assert!(text.contains("akkord_remote_associations 2\n"));
         assert!(text.contains("akkord_actor_mailbox_depth{path=\"/user/q\\\"x\"} 12\n"));
         assert!(text.contains("# TYPE akkord_actor_dead_letters_total counter\n"));
     }

@@ -329,6 +329,7 @@ async fn metrics_parse_as_prometheus_text() {
         "akkord_remote_messages_dropped_total",
         "akkord_remote_messages_dropped_stale_total",
         "akkord_remote_inbound_rejected_total",
+        "akkord_remote_associations",
         "akkord_actor_dead_letters_total",
         "akkord_actor_mailbox_depth",
     ] {
@@ -341,6 +342,9 @@ async fn metrics_parse_as_prometheus_text() {
     assert_eq!(up, 2.0, "{text}");
     let unreachable = sample(&families, "akkord_cluster_unreachable_members", "");
     assert_eq!(unreachable, 0.0);
+    // The other node is the one remote address this node talks to.
+    let associations = sample(&families, "akkord_remote_associations", "");
+    assert_eq!(associations, 1.0, "{text}");
     // Heartbeats and gossip flow on the control lane between the two nodes.
     let control_sent = sample(
         &families,

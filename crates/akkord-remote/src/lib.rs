@@ -1,10 +1,13 @@
 //! Remoting of akkord: the wire protocol, framing, handshake and TCP transport between
 //! nodes, system-message redelivery and the serialization registry.
 //!
-//! The transport keeps one association per remote node incarnation, with three lanes over
-//! separate TCP connections: control (system messages, acknowledgements, heartbeats),
-//! ordinary and large. Every connection starts with a handshake that checks the protocol
-//! version, the system name, an optional shared secret and the incarnations on both ends.
+//! The transport keeps one association per remote node address, for the incarnation that
+//! lives there. It has three lanes over separate TCP connections: control (system
+//! messages, acknowledgements, heartbeats), ordinary and large. Every connection starts
+//! with a handshake that checks the protocol version, the system name, an optional shared
+//! secret and the incarnations on both ends. An association whose incarnation was
+//! quarantined is removed an hour later, with its tasks and connections, unless a newer
+//! incarnation at the address is in use ([`RemoteSettings::remove_quarantined_after`]).
 //!
 //! On top of the transport, [`RemoteSystem`] gives location transparency: an
 //! [`ActorRef`](akkord_actor::ActorRef) to an actor on another node is used like a local one,

@@ -65,6 +65,13 @@ pub struct RemoteSettings {
     pub write_batch_max: usize,
     /// System-message redelivery: resend interval, buffer size and give-up time.
     pub redelivery: RedeliverySettings,
+    /// Time after a quarantine at which the association with the quarantined incarnation's
+    /// address is removed. Its lane tasks stop, its connections close, and what is still
+    /// queued for the address is dropped and counted as stale. An association that a newer
+    /// incarnation at the address uses is kept, and the quarantined incarnation stays
+    /// quarantined. Default 1 h (Akka's `remove-quarantined-association-after`). The check
+    /// runs every [`RedeliverySettings::resend_interval`].
+    pub remove_quarantined_after: Duration,
     /// Shared cluster secret checked in every handshake. Default `None`.
     pub secret: Option<SharedSecret>,
     /// TLS 1.3 with mutual authentication. Default `None`: plain TCP.
@@ -91,6 +98,7 @@ impl RemoteSettings {
             reconnect_backoff_max: Duration::from_secs(5),
             write_batch_max: 64 * 1024,
             redelivery: RedeliverySettings::default(),
+            remove_quarantined_after: Duration::from_secs(60 * 60),
             secret: None,
             tls: None,
         }

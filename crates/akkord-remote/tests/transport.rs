@@ -1,5 +1,5 @@
-//! Transport tests on loopback: lanes, batching, system messages, quarantine, restarts and
-//! timeouts.
+//! Transport tests on loopback: lanes, batching, system messages, quarantine, restarts,
+//! timeouts and the removal of unused associations.
 
 mod common;
 
@@ -9,7 +9,7 @@ use akkord_actor::address::UniqueAddress;
 use akkord_remote::frame::encode_preamble;
 use akkord_remote::transport::{Destination, SendError, TransportEvent};
 use akkord_remote::Lane;
-use common::{envelope, logs, settings, wait_until, warn_lines_with, Node};
+use common::{envelope, lines_with, logs, settings, wait_until, warn_lines_with, Node};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -447,4 +447,138 @@ async fn ipv6_loopback_works() {
     let received = b.next().await;
     assert_eq!(received.from, a.address());
     assert_eq!(&received.envelope.payload[..], b"v6");
+}
+
+/// Settings whose associations are removed 200 ms after a quarantine, checked every 50 ms.
+fn quick_removal() -> akkord_remote::RemoteSettings {
+    let mut node_settings = settings();
+    node_settings.remove_quarantined_after = Duration::from_millis(200);
+    node_settings.redelivery.resend_interval = Duration::from_millis(50);
+    node_settings
+}
+
+/// Returns an address whose port refuses connections, with incarnation `uid`.
+async fn dead_peer(uid: u64) -> UniqueAddress {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    UniqueAddress::new(
+        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
+        uid,
+    )
+}
+
+#[tokio::test]
+async fn association_of_dead_quarantined_peer_is_removed() {
+    logs();
+    let a = Node::start(quick_removal()).await;
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let tasks_before = runtime.num_alive_tasks();
+    let dead = dead_peer(7).await;
+    let port = dead.address.port().to_string();
+    // Two messages wait for a peer that refuses every connection, so its lanes keep dialing.
+    for (recipient, to) in [
+        (1, Destination::Node(dead.clone())),
+        (2, Destination::Address(dead.address.clone())),
+    ] {
+        a.transport
+            .send(&to, Lane::Ordinary, &envelope(recipient, "m", b""))
+            .unwrap();
+    }
+    assert_eq!(a.transport.stats().associations, 1);
+    assert_eq!(runtime.num_alive_tasks(), tasks_before + 4);
+
+    a.transport.quarantine(&dead, "test decided so");
+    wait_until("the association is removed", || {
+        a.transport.stats().associations == 0
+    })
+    .await;
+    // The two messages and the quarantine notice, none of them written.
+    assert_eq!(a.transport.stats().dropped_stale, 3);
+    let removed = lines_with(
+        "INFO",
+        &["removed the association of a quarantined peer", &port],
+    );
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    // Its three lane writers and its resend ticker end.
+    wait_until("the association's tasks end", || {
+        runtime.num_alive_tasks() == tasks_before
+    })
+    .await;
+
+    // The quarantine outlives the association; another incarnation there gets a new one.
+    assert_eq!(
+        a.transport.send(
+            &Destination::Node(dead.clone()),
+            Lane::Ordinary,
+            &envelope(3, "m", b"")
+        ),
+        Err(SendError::Quarantined(dead.clone()))
+    );
+    let successor = UniqueAddress::new(dead.address.clone(), 8);
+    a.transport
+        .send(
+            &Destination::Node(successor),
+            Lane::Ordinary,
+            &envelope(4, "m", b""),
+        )
+        .unwrap();
+    assert_eq!(a.transport.stats().associations, 1);
+}
+
+#[tokio::test]
+async fn association_used_by_new_incarnation_is_kept() {
+    let a = Node::start(quick_removal()).await;
+    let mut b = Node::start(settings()).await;
+    let old = b.address();
+    a.transport
+        .send(
+            &Destination::Node(old.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b""),
+        )
+        .unwrap();
+    b.next().await;
+    b.transport.shutdown().await;
+    drop(b);
+    a.transport.quarantine(&old, "test decided so");
+    let mut restarted = settings();
+    restarted.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+    let mut b2 = Node::start(restarted).await;
+    a.transport
+        .send(
+            &Destination::Node(b2.address()),
+            Lane::Ordinary,
+            &envelope(2, "m", b""),
+        )
+        .unwrap();
+    assert_eq!(b2.next().await.envelope.recipient, 2);
+
+    // A dead peer quarantined after B's old incarnation: once its association is removed,
+    // B's quarantine is older than the removal delay as well.
+    let dead = dead_peer(9).await;
+    a.transport
+        .send(
+            &Destination::Node(dead.clone()),
+            Lane::Ordinary,
+            &envelope(3, "m", b""),
+        )
+        .unwrap();
+    a.transport.quarantine(&dead, "test decided so");
+    assert_eq!(a.transport.stats().associations, 2);
+    wait_until("the dead peer's association is removed", || {
+        a.transport.stats().associations == 1
+    })
+    .await;
+    // Ticks of B's association that come after its removal delay keep it as well.
+    assert!(b2.stays_empty(Duration::from_millis(200)).await);
+    assert_eq!(a.transport.stats().associations, 1);
+    a.transport
+        .send(
+            &Destination::Node(b2.address()),
+            Lane::Ordinary,
+            &envelope(4, "m", b""),
+        )
+        .unwrap();
+    assert_eq!(b2.next().await.envelope.recipient, 4);
 }

@@ -9,6 +9,12 @@
 //! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
 //! never blocks callers or other associations.
 //!
+//! An association lives while an incarnation at its address may still be talked to. Once
+//! an incarnation there is quarantined and [`RemoteSettings::remove_quarantined_after`]
+//! passes without another incarnation there being used, the association is removed: its
+//! lane tasks and resend ticker stop, its connections close, and what was still queued is
+//! dropped and counted as stale. A later send to the address starts a new one.
+//!
 //! Inbound connections are checked by [`crate::handshake::InboundHandshake`] within the
 //! handshake timeout, then their frames are decoded and handed to the [`InboundHandler`].
 //! A malformed frame closes only that connection, with a warning naming the peer.
@@ -40,7 +46,7 @@ use crate::wire::{
 };
 
 pub use inbound::UserRun;
-use outbound::Association;
+use outbound::{Association, Unqueued};
 
 /// Receiver of inbound messages and transport events.
 ///
@@ -141,7 +147,8 @@ pub(crate) fn each_envelope(
 
 /// The association of one destination, looked up on the first send and kept for the next.
 ///
-/// Associations live until the transport shuts down, so a kept one stays valid.
+/// A kept association that was removed refuses frames; the sender then looks up the
+/// current one.
 #[derive(Default)]
 pub(crate) struct RouteCache(OnceLock<Arc<Association>>);
 
@@ -250,6 +257,10 @@ pub struct TransportStats {
     pub frames_received: [u64; 3],
     /// Inbound connections closed for a failed handshake or a malformed frame.
     pub inbound_rejected: u64,
+    /// Remote addresses this node keeps an association with: each it sent to, until the
+    /// association is removed a while after a quarantine
+    /// ([`RemoteSettings::remove_quarantined_after`]).
+    pub associations: u64,
 }
 
 /// Handle of a running transport; clones share the same transport.
@@ -393,15 +404,17 @@ impl Transport {
         if len > max {
             return Err(SendError::FrameTooLarge { lane, len, max });
         }
-        let association = self.inner.association_for(to)?;
-        association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
-            prost::Message::encode_raw(envelope, buffer)
+        self.inner.queue_to(to, |association| {
+            association.enqueue(&self.inner, lane, to.uid(), len, |buffer| {
+                prost::Message::encode_raw(envelope, buffer)
+            })
         })
     }
 
     /// Queues a user message without a sender, encoded from its parts: as [`Transport::send`]
     /// without building a [`UserEnvelope`]. `route` keeps the association of `to` for the
-    /// next send to the same incarnation.
+    /// next send to the same incarnation; once that association is removed, every send
+    /// looks up the current one.
     pub(crate) fn send_parts(
         &self,
         to: &UniqueAddress,
@@ -421,19 +434,22 @@ impl Transport {
         if len > max {
             return Err(SendError::FrameTooLarge { lane, len, max });
         }
-        let association = match route.0.get() {
-            Some(association) => {
-                self.inner.check_node(to)?;
-                association
-            }
-            None => {
-                let association = self.inner.association_for(&Destination::Node(to.clone()))?;
-                route.0.get_or_init(|| association)
-            }
-        };
-        association.enqueue(&self.inner, lane, Some(to.uid), len, |buffer| {
+        let encode = |buffer: &mut bytes::BytesMut| {
             encode_user_envelope(recipient, manifest, payload, buffer)
-        })
+        };
+        if let Some(association) = route.0.get() {
+            self.inner.check_node(to)?;
+            match association.enqueue(&self.inner, lane, Some(to.uid), len, encode) {
+                Ok(()) => return Ok(()),
+                Err(Unqueued::Failed(error)) => return Err(error),
+                Err(Unqueued::Removed) => {}
+            }
+        }
+        self.inner
+            .queue_to(&Destination::Node(to.clone()), |association| {
+                route.0.get_or_init(|| association.clone());
+                association.enqueue(&self.inner, lane, Some(to.uid), len, encode)
+            })
     }
 
     /// Sends a system message to incarnation `to` with exactly-once, in-order delivery.
@@ -446,9 +462,10 @@ impl Transport {
     /// Returns [`SendError`] when the destination is quarantined, gone or this node, the
     /// message is too large for the control lane, or the transport is shut down.
     pub fn send_system(&self, to: &UniqueAddress, envelope: UserEnvelope) -> Result<(), SendError> {
-        let destination = Destination::Node(to.clone());
-        let association = self.inner.association_for(&destination)?;
-        association.send_system(&self.inner, to, envelope)
+        self.inner
+            .queue_to(&Destination::Node(to.clone()), |association| {
+                association.send_system(&self.inner, to, envelope.clone())
+            })
     }
 
     /// Sends a heartbeat request to `to` on the control lane; the response arrives at
@@ -496,7 +513,9 @@ impl Transport {
 
     /// Returns a snapshot of the transport's counters.
     pub fn stats(&self) -> TransportStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.associations = self.inner.association_count();
+        stats
     }
 
     /// Stops the listener and every connection task; returns when the listening socket is
@@ -529,9 +548,9 @@ pub(crate) struct Inner {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) tls: Option<(TlsAcceptor, TlsConnector)>,
     pub(crate) acceptor: HandshakeAcceptor,
-    // NOTE: associations, their tasks and the per-peer receiver state live until shutdown;
-    // nothing removes those of a node that left, so a long-lived node with churning peers
-    // grows. Removal belongs with the cluster layer's member-removed handling.
+    /// Association of each remote address; one association may be listed under two
+    /// addresses (see [`Inner::alias`]). An association is removed a while after a
+    /// quarantine, when no incarnation at its address is talked to any more.
     associations: Mutex<HashMap<Address, Arc<Association>>>,
     quarantined: Mutex<HashSet<UniqueAddress>>,
     /// True once `quarantined` has an entry. Until then quarantine checks skip its lock.
@@ -571,22 +590,64 @@ impl Inner {
         }
         let mut associations = lock(&self.associations);
         if let Some(association) = associations.get(address) {
-            return Ok(association.clone());
+            if !association.is_removed() {
+                return Ok(association.clone());
+            }
         }
         let association = Association::start(self, address.clone());
         associations.insert(address.clone(), association.clone());
         Ok(association)
     }
 
-    /// Registers `association` under a second address, unless one is registered there.
+    /// Queues a frame to `to` with `queue`, which is given the association of `to`. When
+    /// that association was removed in the meantime, it gives the frame to the successor.
+    fn queue_to(
+        self: &Arc<Self>,
+        to: &Destination,
+        queue: impl Fn(&Arc<Association>) -> Result<(), Unqueued>,
+    ) -> Result<(), SendError> {
+        loop {
+            // Ends: a removal needs a quarantine, and the successor of a removed
+            // association is found at once.
+            let association = self.association_for(to)?;
+            match queue(&association) {
+                Ok(()) => return Ok(()),
+                Err(Unqueued::Failed(error)) => return Err(error),
+                Err(Unqueued::Removed) => {}
+            }
+        }
+    }
+
+    /// Registers `association` under a second address, unless one is registered there or
+    /// the association was removed.
     pub(crate) fn alias(&self, address: &Address, association: &Arc<Association>) {
-        lock(&self.associations)
+        let mut associations = lock(&self.associations);
+        if association.is_removed() {
+            return;
+        }
+        associations
             .entry(address.clone())
+            .and_modify(|registered| {
+                if registered.is_removed() {
+                    *registered = association.clone();
+                }
+            })
             .or_insert_with(|| association.clone());
     }
 
     pub(crate) fn association(&self, address: &Address) -> Option<Arc<Association>> {
-        lock(&self.associations).get(address).cloned()
+        lock(&self.associations)
+            .get(address)
+            .filter(|association| !association.is_removed())
+            .cloned()
+    }
+
+    /// Returns the number of associations, counting one listed under two addresses once.
+    fn association_count(&self) -> u64 {
+        let associations = lock(&self.associations);
+        let distinct: HashSet<*const Association> =
+            associations.values().map(Arc::as_ptr).collect();
+        distinct.len() as u64
     }
 
     pub(crate) fn send_control(
@@ -603,9 +664,10 @@ impl Inner {
                 max,
             });
         }
-        let association = self.association_for(to)?;
-        association.enqueue(self, Lane::Control, to.uid(), len, |buffer| {
-            prost::Message::encode_raw(frame, buffer)
+        self.queue_to(to, |association| {
+            association.enqueue(self, Lane::Control, to.uid(), len, |buffer| {
+                prost::Message::encode_raw(frame, buffer)
+            })
         })
     }
 
@@ -669,6 +731,7 @@ impl Counters {
             batches_sent: read(&self.batches_sent),
             frames_received: read(&self.frames_received),
             inbound_rejected: self.inbound_rejected.load(Ordering::Relaxed),
+            associations: 0,
         }
     }
 }
@@ -679,3 +742,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use akkord_actor::address::{Address, UniqueAddress};
@@ -14,9 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::{debug, trace, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, trace, warn};
 
-use super::queue::{Batch, IdleSocket, LaneQueue, Pushed, DIRECT_WRITE_GAP};
+use super::queue::{Batch, IdleSocket, LaneQueue, Pushed, Refused, DIRECT_WRITE_GAP};
 use super::stream::BoxedConnection;
 use super::{lock, Inner, SendError, TransportEvent};
 use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
@@ -38,6 +39,27 @@ pub(crate) struct Association {
     /// Bumped when the incarnation changes or is quarantined, so lanes drop their connections.
     generation: watch::Sender<u64>,
     last_drop_warn: Mutex<[Option<Instant>; 3]>,
+    /// Cancelled when the association is removed or the transport shuts down; its lane
+    /// writers and resend ticker then stop.
+    stopped: CancellationToken,
+    /// Set, under the state's lock, when the association is removed from the transport.
+    removed: AtomicBool,
+}
+
+/// Reason a frame was not queued on an association.
+#[derive(Debug)]
+pub(crate) enum Unqueued {
+    /// The frame cannot be sent, for the reason given.
+    Failed(SendError),
+    /// The association was removed after the caller looked it up: its successor takes the
+    /// frame.
+    Removed,
+}
+
+impl From<SendError> for Unqueued {
+    fn from(error: SendError) -> Self {
+        Unqueued::Failed(error)
+    }
 }
 
 struct State {
@@ -49,6 +71,8 @@ struct State {
     /// Redelivery state per destination incarnation. Usually one entry; a second appears
     /// while callers address an incarnation that no handshake has reached yet.
     system: HashMap<u64, SystemMessageSender<UserEnvelope>>,
+    /// Time of the last quarantine of an incarnation at this address.
+    quarantined_at: Option<Instant>,
 }
 
 impl Association {
@@ -70,9 +94,12 @@ impl Association {
                 confirmed: false,
                 replaced: HashSet::new(),
                 system: HashMap::new(),
+                quarantined_at: None,
             }),
             generation: watch::Sender::new(0),
             last_drop_warn: Mutex::new([None; 3]),
+            stopped: inner.shutdown.child_token(),
+            removed: AtomicBool::new(false),
         });
         for lane in Lane::ALL {
             let writer = LaneWriter {
@@ -98,7 +125,7 @@ impl Association {
         target_uid: Option<u64>,
         len: usize,
         encode: impl FnOnce(&mut BytesMut),
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Unqueued> {
         if let Some(uid) = target_uid {
             self.check_incarnation(uid)?;
         }
@@ -111,7 +138,7 @@ impl Association {
         inner: &Arc<Inner>,
         to: &UniqueAddress,
         envelope: UserEnvelope,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Unqueued> {
         let max = inner.settings.control_frame_max;
         let probe = system_frame(u64::MAX, envelope.clone());
         if probe.encoded_len() > max {
@@ -119,7 +146,8 @@ impl Association {
                 lane: Lane::Control,
                 len: probe.encoded_len(),
                 max,
-            });
+            }
+            .into());
         }
         let seq_nr = {
             let mut state = lock(&self.state);
@@ -135,11 +163,12 @@ impl Association {
             Ok(seq_nr) => seq_nr,
             Err(error) => {
                 inner.quarantine(to, &error.to_string());
-                return Err(SendError::Quarantined(to.clone()));
+                return Err(SendError::Quarantined(to.clone()).into());
             }
         };
         let frame = system_frame(seq_nr, envelope);
-        // A full control queue loses only this copy: the redelivery buffer resends it.
+        // A full control queue loses only this copy: the redelivery buffer resends it. The
+        // queue is not closed, because an unacknowledged system message prevents removal.
         let _ = self.push_message(inner, Lane::Control, Some(to.uid), false, &frame);
         Ok(())
     }
@@ -206,6 +235,7 @@ impl Association {
             state.confirmed = false;
         }
         state.system.remove(&peer.uid);
+        state.quarantined_at = Some(Instant::now());
         drop(state);
         // Senders must not write to the quarantined peer before the writers notice.
         for queue in &self.queues {
@@ -214,12 +244,17 @@ impl Association {
         self.generation.send_modify(|generation| *generation += 1);
     }
 
-    fn check_incarnation(&self, uid: u64) -> Result<(), SendError> {
+    fn check_incarnation(&self, uid: u64) -> Result<(), Unqueued> {
         let mut state = lock(&self.state);
         self.check_incarnation_locked(&mut state, uid)
     }
 
-    fn check_incarnation_locked(&self, state: &mut State, uid: u64) -> Result<(), SendError> {
+    /// Checks that frames for incarnation `uid` may be queued, and records it as the one
+    /// talked to when there is none.
+    fn check_incarnation_locked(&self, state: &mut State, uid: u64) -> Result<(), Unqueued> {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(Unqueued::Removed);
+        }
         match state.incarnation {
             None => {
                 state.incarnation = Some(uid);
@@ -228,7 +263,8 @@ impl Association {
             Some(current) if state.replaced.contains(&uid) => Err(SendError::IncarnationGone {
                 peer: UniqueAddress::new(self.remote.clone(), uid),
                 current,
-            }),
+            }
+            .into()),
             // Another uid than the current one may be a newer incarnation that no handshake
             // has reached yet: queue it, and the lane writer drops it if the peer disagrees.
             Some(_) => Ok(()),
@@ -243,7 +279,7 @@ impl Association {
         target_uid: Option<u64>,
         farewell: bool,
         message: &impl Message,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Unqueued> {
         let len = message.encoded_len();
         self.push(inner, lane, target_uid, farewell, len, |buffer| {
             message.encode_raw(buffer)
@@ -258,9 +294,9 @@ impl Association {
         farewell: bool,
         len: usize,
         encode: impl FnOnce(&mut BytesMut),
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Unqueued> {
         if inner.is_shut_down() {
-            return Err(SendError::ShutDown);
+            return Err(SendError::ShutDown.into());
         }
         match self.queues[lane.index()].push(target_uid, farewell, len, encode) {
             Ok(Pushed::Queued) => Ok(()),
@@ -270,7 +306,8 @@ impl Association {
                 counters.batches_sent[lane.index()].fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(_full) => {
+            Err(Refused::Closed) => Err(Unqueued::Removed),
+            Err(Refused::Full) => {
                 let dropped = inner.counters.dropped_queue_full[lane.index()]
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
@@ -278,9 +315,64 @@ impl Association {
                 Err(SendError::QueueFull {
                     address: self.remote.clone(),
                     lane,
-                })
+                }
+                .into())
             }
         }
+    }
+
+    /// Returns true once the association is removed from the transport.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Removes the association when its last quarantine is at least `after` old and no
+    /// incarnation at its address was talked to since. Returns true when it did.
+    ///
+    /// Frames still queued are dropped and counted as stale: a quarantine notice the dead
+    /// peer never took, for example. A sender that looked the association up before is
+    /// refused and looks up its successor.
+    fn remove_if_unused(self: &Arc<Self>, inner: &Inner, after: Duration, now: Instant) -> bool {
+        let mut associations = lock(&inner.associations);
+        let state = lock(&self.state);
+        let unused = state.incarnation.is_none()
+            && state.system.is_empty()
+            && state
+                .quarantined_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= after);
+        if !unused || self.is_removed() {
+            return false;
+        }
+        self.remove(inner, &mut associations, state);
+        true
+    }
+
+    /// Removes the association from `associations`, closes its queues and stops its tasks.
+    fn remove(
+        self: &Arc<Self>,
+        inner: &Inner,
+        associations: &mut HashMap<Address, Arc<Association>>,
+        state: MutexGuard<'_, State>,
+    ) {
+        self.removed.store(true, Ordering::Release);
+        // Closed under the state's lock, so a frame is either queued before, and counted
+        // below, or refused.
+        let dropped: u64 = self.queues.iter().map(LaneQueue::close).sum();
+        drop(state);
+        associations.retain(|_, association| !Arc::ptr_eq(association, self));
+        inner
+            .counters
+            .dropped_stale
+            .fetch_add(dropped, Ordering::Relaxed);
+        self.stopped.cancel();
+        info!(peer = %self.remote, dropped, "removed the association of a quarantined peer");
+    }
+
+    /// Removes the association whatever its state, as when the removal races a sender.
+    #[cfg(test)]
+    pub(crate) fn remove_now(self: &Arc<Self>, inner: &Inner) {
+        let mut associations = lock(&inner.associations);
+        self.remove(inner, &mut associations, lock(&self.state));
     }
 
     fn warn_drop(&self, lane: Lane, dropped_total: u64) {
@@ -376,7 +468,7 @@ impl LaneWriter {
             // Step 1: connect lazily, when a message is waiting.
             while self.queue().is_empty() {
                 tokio::select! {
-                    _ = self.inner.shutdown.cancelled() => return,
+                    _ = self.association.stopped.cancelled() => return,
                     () = self.queue().ready() => {}
                 }
             }
@@ -384,7 +476,7 @@ impl LaneWriter {
 
             // Step 2: connect and handshake; on failure wait and retry.
             let result = tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
+                _ = self.association.stopped.cancelled() => return,
                 result = self.connect() => result,
             };
             let (connection, peer) = match result {
@@ -394,7 +486,7 @@ impl LaneWriter {
                     failures += 1;
                     if !retry_now {
                         tokio::select! {
-                            _ = self.inner.shutdown.cancelled() => return,
+                            _ = self.association.stopped.cancelled() => return,
                             () = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(settings.reconnect_backoff_max);
@@ -413,7 +505,7 @@ impl LaneWriter {
                 Err(error) => {
                     warn!(peer = %peer, lane = %self.lane, %error, "outbound lane connection lost, reconnecting");
                     tokio::select! {
-                        _ = self.inner.shutdown.cancelled() => return,
+                        _ = self.association.stopped.cancelled() => return,
                         () = tokio::time::sleep(settings.reconnect_backoff_min) => {}
                     }
                 }
@@ -545,7 +637,7 @@ impl LaneWriter {
             if let Some(batch) = self.next_batch(peer) {
                 let frames = batch.frames;
                 tokio::select! {
-                    _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
+                    _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
                     _ = self.generation.changed(), if !closing => return Ok(Exit::Reconnect),
                     result = writer.write(&batch.bytes) => result?,
                 }
@@ -579,7 +671,7 @@ impl LaneWriter {
             // written into it and lost.
             let woken = tokio::select! {
                 biased;
-                _ = self.inner.shutdown.cancelled() => return Ok(Exit::Shutdown),
+                _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
                 read = reader.read(&mut scratch) => {
                     return Err(match read? {
                         0 => LaneError::Closed,
@@ -717,15 +809,21 @@ async fn read_response(
         .map_err(|error| OutboundHandshakeError::InvalidResponse(error.to_string()).into())
 }
 
+/// Resends unacknowledged system messages, quarantines incarnations that do not
+/// acknowledge in time and removes the association once it is unused after a quarantine.
 async fn run_resend_ticker(inner: Arc<Inner>, association: Arc<Association>) {
     let mut interval = tokio::time::interval(inner.settings.redelivery.resend_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
+            _ = association.stopped.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let (resends, failures) = association.tick_redelivery(Instant::now());
+        let now = Instant::now();
+        if association.remove_if_unused(&inner, inner.settings.remove_quarantined_after, now) {
+            return;
+        }
+        let (resends, failures) = association.tick_redelivery(now);
         let max = inner.settings.control_frame_max;
         for (uid, seq_nr, envelope) in resends {
             let frame = system_frame(seq_nr, envelope);

@@ -52,6 +52,8 @@ struct QueueState {
     idle: Option<IdleSocket>,
     /// Time of the last write, by the writer or directly by a sender.
     last_write: Option<Instant>,
+    /// Set when the association is removed; every later push is refused.
+    closed: bool,
 }
 
 /// Socket of a lane writer waiting for frames, which senders may write to directly.
@@ -83,9 +85,14 @@ pub(crate) struct Batch {
     pub(crate) bytes: BytesMut,
 }
 
-/// The queue held `capacity` frames; nothing was queued.
-#[derive(Debug)]
-pub(crate) struct QueueFull;
+/// Reason [`LaneQueue::push`] queued nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue held its capacity of frames.
+    Full,
+    /// The queue was closed with its association.
+    Closed,
+}
 
 impl LaneQueue {
     pub(crate) fn new(capacity: usize, batch_max: usize, direct_write_gap: Duration) -> Self {
@@ -108,10 +115,13 @@ impl LaneQueue {
         farewell: bool,
         len: usize,
         encode: F,
-    ) -> Result<Pushed, QueueFull> {
+    ) -> Result<Pushed, Refused> {
         let mut state = lock(&self.state);
+        if state.closed {
+            return Err(Refused::Closed);
+        }
         if state.frames >= self.capacity {
-            return Err(QueueFull);
+            return Err(Refused::Full);
         }
         let needed = FRAME_HEADER_LEN + len;
         let encode = match self.write_directly(&mut state, target_uid, farewell, len, encode) {
@@ -258,6 +268,18 @@ impl LaneQueue {
         dropped
     }
 
+    /// Drops every queued frame and refuses all later pushes; returns how many were dropped.
+    pub(crate) fn close(&self) -> u64 {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.idle = None;
+        state.spare = Vec::new();
+        let dropped = state.frames as u64;
+        state.batches.clear();
+        state.frames = 0;
+        dropped
+    }
+
     /// Waits until a push after the last wait, or one that found the queue empty, happened.
     pub(crate) async fn ready(&self) {
         self.ready.notified().await;
@@ -292,11 +314,7 @@ fn encode_frame(bytes: &mut BytesMut, len: usize, encode: impl FnOnce(&mut Bytes
 mod tests {
     use super::*;
 
-    fn push_bytes(
-        queue: &LaneQueue,
-        target: Option<u64>,
-        body: &[u8],
-    ) -> Result<Pushed, QueueFull> {
+    fn push_bytes(queue: &LaneQueue, target: Option<u64>, body: &[u8]) -> Result<Pushed, Refused> {
         queue.push(target, false, body.len(), |buffer| {
             buffer.extend_from_slice(body)
         })
@@ -350,12 +368,23 @@ mod tests {
         let queue = batching_queue(2, 1024);
         push_bytes(&queue, None, b"a").unwrap();
         push_bytes(&queue, None, b"b").unwrap();
-        assert!(push_bytes(&queue, None, b"c").is_err());
+        assert_eq!(push_bytes(&queue, None, b"c"), Err(Refused::Full));
         let batch = queue.take().unwrap();
         queue.recycle(batch.bytes);
         push_bytes(&queue, None, b"d").unwrap();
         assert_eq!(queue.clear(), 1);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn closed_queue_drops_frames_and_refuses_pushes() {
+        let queue = batching_queue(4, 1024);
+        push_bytes(&queue, None, b"a").unwrap();
+        push_bytes(&queue, Some(3), b"b").unwrap();
+        assert_eq!(queue.close(), 2);
+        assert!(queue.is_empty());
+        assert_eq!(push_bytes(&queue, None, b"c"), Err(Refused::Closed));
+        assert!(queue.take().is_none());
     }
 
     #[tokio::test]

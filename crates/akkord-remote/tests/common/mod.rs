@@ -143,10 +143,17 @@ pub fn logs() -> &'static Mutex<Vec<u8>> {
 
 /// Returns the captured warn lines that contain every one of `parts`.
 pub fn warn_lines_with(parts: &[&str]) -> Vec<String> {
+    lines_with("WARN", parts)
+}
+
+/// Returns the captured lines of `level` (`"INFO"`, `"WARN"`, ...) that contain every one
+/// of `parts`.
+pub fn lines_with(level: &str, parts: &[&str]) -> Vec<String> {
+    let level = format!(" {level} ");
     let logs = logs().lock().unwrap();
     String::from_utf8_lossy(&logs)
         .lines()
-        .filter(|line| line.contains(" WARN "))
+        .filter(|line| line.contains(&level))
         .filter(|line| parts.iter().all(|part| line.contains(part)))
         .map(str::to_owned)
         .collect()
