@@ -68,11 +68,14 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
     };
     debug!(peer = %peer, remote = %remote, lane = %lane, "inbound connection accepted");
 
-    let token = inner.inbound_token(&peer);
+    let Some(registration) = inner.open_inbound(&peer) else {
+        debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
+        return;
+    };
     let reading = read_frames(&inner, connection, lane, &peer, leftover);
     let result = tokio::select! {
         biased;
-        _ = token.cancelled() => {
+        _ = registration.closed.cancelled() => {
             debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
             return;
         }

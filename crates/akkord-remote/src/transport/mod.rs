@@ -359,7 +359,7 @@ impl Transport {
             quarantined: Mutex::new(HashSet::new()),
             any_quarantined: AtomicBool::new(false),
             receivers: Mutex::new(HashMap::new()),
-            inbound_tokens: Mutex::new(HashMap::new()),
+            inbound_peers: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             shut_down: AtomicBool::new(false),
             counters: Counters::default(),
@@ -556,7 +556,8 @@ pub(crate) struct Inner {
     /// True once `quarantined` has an entry. Until then quarantine checks skip its lock.
     any_quarantined: AtomicBool,
     pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
-    pub(crate) inbound_tokens: Mutex<HashMap<UniqueAddress, CancellationToken>>,
+    /// Peer incarnations with open inbound connections; an entry leaves with the last one.
+    inbound_peers: Mutex<HashMap<UniqueAddress, InboundPeer>>,
     pub(crate) shutdown: CancellationToken,
     /// Set by [`Transport::shutdown`] before `shutdown` is cancelled, so sends check a flag
     /// rather than the token's lock.
@@ -689,8 +690,8 @@ impl Inner {
             self.any_quarantined.store(true, Ordering::Release);
         }
         warn!(peer = %peer, reason, "quarantined peer incarnation");
-        if let Some(token) = lock(&self.inbound_tokens).remove(peer) {
-            token.cancel();
+        if let Some(inbound) = lock(&self.inbound_peers).remove(peer) {
+            inbound.closed.cancel();
         }
         lock(&self.receivers).remove(peer);
         if let Some(association) = self.association(&peer.address) {
@@ -702,11 +703,60 @@ impl Inner {
         });
     }
 
-    pub(crate) fn inbound_token(&self, peer: &UniqueAddress) -> CancellationToken {
-        lock(&self.inbound_tokens)
-            .entry(peer.clone())
-            .or_insert_with(|| self.shutdown.child_token())
-            .clone()
+    /// Registers an inbound connection of `peer`, which must close when the returned token
+    /// is cancelled; returns `None` when `peer` is quarantined.
+    pub(crate) fn open_inbound(
+        self: &Arc<Self>,
+        peer: &UniqueAddress,
+    ) -> Option<InboundConnection> {
+        let mut peers = lock(&self.inbound_peers);
+        // Checked under the lock that `quarantine` takes after marking the peer: either the
+        // mark is visible here, or the quarantine cancels the token registered here.
+        if self.is_quarantined(peer) {
+            return None;
+        }
+        let entry = peers.entry(peer.clone()).or_insert_with(|| InboundPeer {
+            closed: self.shutdown.child_token(),
+            connections: 0,
+        });
+        entry.connections += 1;
+        Some(InboundConnection {
+            inner: self.clone(),
+            peer: peer.clone(),
+            closed: entry.closed.clone(),
+        })
+    }
+}
+
+/// Inbound connections of one peer incarnation.
+struct InboundPeer {
+    /// Cancelled when the peer is quarantined or the transport shuts down.
+    closed: CancellationToken,
+    /// Open inbound connections of the peer.
+    connections: usize,
+}
+
+/// Registration of one open inbound connection; dropping it ends the registration.
+pub(crate) struct InboundConnection {
+    inner: Arc<Inner>,
+    peer: UniqueAddress,
+    /// Cancelled when the connection must close.
+    pub(crate) closed: CancellationToken,
+}
+
+impl Drop for InboundConnection {
+    fn drop(&mut self) {
+        // A cancelled registration was removed by a quarantine, or ends with the transport.
+        if self.closed.is_cancelled() {
+            return;
+        }
+        let mut peers = lock(&self.inner.inbound_peers);
+        if let Some(entry) = peers.get_mut(&self.peer) {
+            entry.connections -= 1;
+            if entry.connections == 0 {
+                peers.remove(&self.peer);
+            }
+        }
     }
 }
 

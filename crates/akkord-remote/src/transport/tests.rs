@@ -1,7 +1,9 @@
-//! Tests of the transport's bookkeeping of associations, which need its internals.
+//! Tests of the transport's bookkeeping of associations and inbound peers, which need its
+//! internals.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::*;
@@ -31,6 +33,18 @@ async fn next(inbox: &mut mpsc::UnboundedReceiver<UserEnvelope>) -> u64 {
         .recipient
 }
 
+/// Waits up to ten seconds for `condition`, polling every 10 ms.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn kept_route_to_removed_association_finds_successor() {
     let (a, _) = node().await;
@@ -53,5 +67,31 @@ async fn kept_route_to_removed_association_finds_successor() {
     assert!(Arc::ptr_eq(route.0.get().unwrap(), &kept));
 
     a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn inbound_peer_leaves_with_its_last_connection() {
+    let (a, _) = node().await;
+    let (b, mut inbox) = node().await;
+    let to = Destination::Node(b.local_address().clone());
+    for lane in [Lane::Ordinary, Lane::Large] {
+        a.send(
+            &to,
+            lane,
+            &UserEnvelope::without_sender(1, "m", Bytes::new()),
+        )
+        .unwrap();
+        assert_eq!(next(&mut inbox).await, 1);
+    }
+    let peers = || {
+        lock(&b.inner.inbound_peers)
+            .get(a.local_address())
+            .map(|peer| peer.connections)
+    };
+    assert_eq!(peers(), Some(2));
+
+    a.shutdown().await;
+    wait_until("the peer's connections are closed", || peers().is_none()).await;
     b.shutdown().await;
 }
