@@ -1,9 +1,10 @@
 //! Actor references: typed [`ActorRef`] and type-erased [`AnyActorRef`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
@@ -530,6 +531,118 @@ impl<R: Send + 'static> MessageTarget<R> for PromiseTarget<R> {
             },
             None => Enqueued::Rejected(envelope, Rejection::Stopped),
         }
+    }
+
+    fn schedule(self: Arc<Self>) {}
+}
+
+/// A message adapter: converts each message for its owning actor, and stops with it.
+struct AdapterTarget<M> {
+    id: ActorId,
+    owner: AnyActorRef,
+    /// This target, for the `Terminated` its watchers get.
+    me: Weak<AdapterTarget<M>>,
+    system: Arc<SystemShared>,
+    f: Box<dyn Fn(M) + Send + Sync>,
+    /// Watchers of the adapter, each with the id under which it is relayed from the owner.
+    watchers: Mutex<HashMap<ActorId, ActorId>>,
+}
+
+impl<M: Send + 'static> ActorRef<M> {
+    /// Creates a message adapter of `owner`: `f` converts each message and sends it to the
+    /// owner. The adapter counts as stopped once the owner has stopped.
+    pub(crate) fn adapter(
+        system: &crate::ActorSystem,
+        owner: AnyActorRef,
+        f: impl Fn(M) + Send + Sync + 'static,
+    ) -> Self {
+        let target = Arc::new_cyclic(|me| AdapterTarget {
+            id: ActorId::next(),
+            owner,
+            me: me.clone(),
+            system: Arc::clone(&system.shared),
+            f: Box::new(f),
+            watchers: Mutex::new(HashMap::new()),
+        });
+        ActorRef { target }
+    }
+}
+
+impl<M> AdapterTarget<M> {
+    fn watchers(&self) -> MutexGuard<'_, HashMap<ActorId, ActorId>> {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<M: Send + 'static> Target for AdapterTarget<M> {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn path(&self) -> String {
+        format!("{}/$adapter-{}", self.owner.path(), self.id)
+    }
+
+    fn system(&self) -> &Arc<SystemShared> {
+        &self.system
+    }
+
+    fn send_system(self: Arc<Self>, _msg: SystemMessage) {}
+
+    /// Relays the owner's termination to the watcher under an id of its own, so a watcher
+    /// of both the owner and the adapter keeps two watches.
+    fn add_watcher(&self, entry: WatcherEntry) -> Result<(), (WatcherEntry, Option<ActorError>)> {
+        let Some(me) = self.me.upgrade() else {
+            // Unreachable: a target is only called through a live `Arc`.
+            return Ok(());
+        };
+        let watcher = entry.watcher;
+        let relayed_as = ActorId::next();
+        {
+            let mut watchers = self.watchers();
+            // A second watch by the same watcher changes nothing, as with an actor.
+            if watchers.contains_key(&watcher) {
+                return Ok(());
+            }
+            watchers.insert(watcher, relayed_as);
+        }
+        let relay = WatcherEntry {
+            watcher: relayed_as,
+            notify: WatchNotify::Callback(Box::new(move |terminated| {
+                me.watchers().remove(&watcher);
+                entry.notify(&Terminated {
+                    actor: AnyActorRef {
+                        target: me.clone() as Arc<dyn Target>,
+                    },
+                    failure: terminated.failure.clone(),
+                });
+            })),
+        };
+        // Not under the watchers' lock: the owner may notify at once, and the relay takes it.
+        self.owner.target.add_watcher(relay)
+    }
+
+    fn unwatch(&self, watcher: ActorId) {
+        let relayed_as = self.watchers().remove(&watcher);
+        if let Some(relayed_as) = relayed_as {
+            self.owner.target.unwatch(relayed_as);
+        }
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.owner.is_terminated()
+    }
+}
+
+impl<M: Send + 'static> MessageTarget<M> for AdapterTarget<M> {
+    fn enqueue(&self, envelope: Envelope<M>, _overflow_applies: bool) -> Enqueued<M> {
+        if self.owner.is_terminated() {
+            return Enqueued::Rejected(envelope, Rejection::Stopped);
+        }
+        (self.f)(envelope.into_message());
+        Enqueued::Done
     }
 
     fn schedule(self: Arc<Self>) {}

@@ -281,16 +281,20 @@ impl<A: Actor> Context<A> {
 
     /// Creates a ref that accepts messages of type `R` and delivers them to this actor
     /// converted by `f`, for replies and subscriptions in another actor's protocol.
+    ///
+    /// The adapter stops with this actor. From then on its messages are dead letters and its
+    /// watchers get `Terminated`, with this actor's failure. A service that drops stopped
+    /// subscribers, such as the receptionist, then drops it. Its path is this actor's path
+    /// followed by `/$adapter-` and its id. `f` runs in the sender's thread, so it must be
+    /// fast and must not block.
     pub fn message_adapter<R: Send + 'static>(
         &self,
         f: impl Fn(R) -> A::Msg + Send + Sync + 'static,
     ) -> ActorRef<R> {
         let target = self.self_ref();
-        ActorRef::from_fn(
-            &self.system(),
-            &format!("{}/$adapter", self.cell.id()),
-            move |msg| target.tell(f(msg)),
-        )
+        ActorRef::adapter(&self.system(), self.any_self(), move |msg| {
+            target.tell(f(msg))
+        })
     }
 
     /// Runs `future` and sends its output, converted by `map`, to this actor.

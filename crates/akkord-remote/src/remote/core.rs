@@ -150,8 +150,8 @@ impl RemoteCore {
     /// The reply ref of an ask is unexported when a message reaches it, or by the sweep once
     /// the ask is over. It is not watched, because it notifies no watcher.
     ///
-    /// NOTE: a ref that never stops, such as one from `ActorRef::from_fn` or a message
-    /// adapter, stays exported until the remote system is dropped.
+    /// NOTE: a ref that never stops, one from `ActorRef::from_fn`, stays exported until the
+    /// remote system is dropped. A message adapter is unexported when its actor stops.
     pub(crate) fn export_local(&self, exported: ExportedRef, manifest: &str) -> u64 {
         let id = exported.actor.id().value();
         let ask_reply = exported.actor.is_ask_reply();

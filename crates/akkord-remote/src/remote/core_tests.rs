@@ -400,3 +400,70 @@ async fn ask_reply_run_takes_one_message() {
     assert_eq!(system.dead_letter_count(), 1);
     asking.shutdown().await;
 }
+
+/// Hands out a message adapter that counts into `counted`.
+struct AdapterOwner {
+    counted: mpsc::UnboundedSender<u64>,
+}
+
+impl akkord_actor::Actor for AdapterOwner {
+    type Msg = AdapterOwnerMsg;
+
+    async fn handle(
+        &mut self,
+        ctx: &mut akkord_actor::Context<Self>,
+        msg: AdapterOwnerMsg,
+    ) -> akkord_actor::ActorResult {
+        match msg {
+            AdapterOwnerMsg::Adapter(reply_to) => {
+                reply_to.tell(ctx.message_adapter(AdapterOwnerMsg::Count));
+            }
+            AdapterOwnerMsg::Count(n) => {
+                let _ = self.counted.send(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+enum AdapterOwnerMsg {
+    Adapter(ActorRef<ActorRef<u64>>),
+    Count(u64),
+}
+
+#[tokio::test]
+async fn adapter_unexported_when_actor_stops() {
+    let serving = bind().await;
+    let asking = bind().await;
+    let (counted, mut counts) = mpsc::unbounded_channel();
+    let owner = serving
+        .system()
+        .spawn_anonymous(akkord_actor::Props::new(move || AdapterOwner {
+            counted: counted.clone(),
+        }))
+        .unwrap();
+    let adapter = owner.ask(AdapterOwnerMsg::Adapter, WAIT).await.unwrap();
+    serving.expose("adapter", &adapter).unwrap();
+    let remote: ActorRef<u64> = asking
+        .lookup(&serving.local_address().address, "adapter", WAIT)
+        .await
+        .unwrap();
+    remote.tell(7);
+    assert_eq!(tokio::time::timeout(WAIT, counts.recv()).await, Ok(Some(7)));
+    let id = adapter.id().value();
+    assert!(lock(&serving.core.exports).by_id.contains_key(&id));
+
+    serving.system().stop(&owner.to_any());
+    owner.to_any().terminated().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while lock(&serving.core.exports).by_id.contains_key(&id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "adapter still exported"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!lock(&serving.core.exports).by_name.contains_key("adapter"));
+    asking.shutdown().await;
+    serving.shutdown().await;
+}
