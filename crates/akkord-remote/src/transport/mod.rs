@@ -257,9 +257,9 @@ pub struct TransportStats {
     pub frames_received: [u64; 3],
     /// Inbound connections closed for a failed handshake or a malformed frame.
     pub inbound_rejected: u64,
-    /// Remote addresses this node keeps an association with: each it sent to, until the
-    /// association is removed a while after a quarantine
-    /// ([`RemoteSettings::remove_quarantined_after`]).
+    /// Remote addresses this node keeps an association with: each it has sent anything to,
+    /// acknowledgements included, until the association is removed a while after a
+    /// quarantine ([`RemoteSettings::remove_quarantined_after`]).
     pub associations: u64,
 }
 

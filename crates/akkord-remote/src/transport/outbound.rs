@@ -333,13 +333,18 @@ impl Association {
     /// peer never took, for example. A sender that looked the association up before is
     /// refused and looks up its successor.
     fn remove_if_unused(self: &Arc<Self>, inner: &Inner, after: Duration, now: Instant) -> bool {
+        let due = |state: &State| {
+            state
+                .quarantined_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= after)
+        };
+        // Most ticks end here, without the transport-wide lock.
+        if !due(&lock(&self.state)) {
+            return false;
+        }
         let mut associations = lock(&inner.associations);
         let state = lock(&self.state);
-        let unused = state.incarnation.is_none()
-            && state.system.is_empty()
-            && state
-                .quarantined_at
-                .is_some_and(|at| now.saturating_duration_since(at) >= after);
+        let unused = state.incarnation.is_none() && state.system.is_empty() && due(&state);
         if !unused || self.is_removed() {
             return false;
         }
