@@ -13,6 +13,16 @@
 //! [`ActorRef`](akkord_actor::ActorRef) to an actor on another node is used like a local one,
 //! including refs inside messages, ask and death watch (see [`remote`]).
 //!
+//! # Who can connect
+//!
+//! Without a shared secret ([`RemoteSettings::secret`]) or TLS ([`RemoteSettings::tls`]),
+//! any process that reaches the listener and gives the system name is a peer. It can send
+//! messages to every exposed actor, and to any other exported ref whose id it guesses (ids
+//! are sequential). It names its own address in the handshake, and this node dials that
+//! address for acknowledgements and replies. The listener
+//! binds loopback by default. A node reachable from other machines should bind a private
+//! interface and set a secret, or TLS where the network itself is not trusted.
+//!
 //! Where several nodes share a machine, give each a tokio runtime with as many worker
 //! threads as it has cores to itself. On two cores shared by two nodes, one worker per node
 //! carried about 1.4 times the one-way rate, and twice the rate of 64 concurrent askers, of
