@@ -690,10 +690,7 @@ impl Inner {
             self.any_quarantined.store(true, Ordering::Release);
         }
         warn!(peer = %peer, reason, "quarantined peer incarnation");
-        if let Some(inbound) = lock(&self.inbound_peers).remove(peer) {
-            inbound.closed.cancel();
-        }
-        lock(&self.receivers).remove(peer);
+        self.forget_inbound(peer);
         if let Some(association) = self.association(&peer.address) {
             association.quarantine(self, peer, reason);
         }
@@ -701,6 +698,15 @@ impl Inner {
             peer: peer.clone(),
             reason: reason.to_owned(),
         });
+    }
+
+    /// Closes the inbound connections of `peer` and drops the state of its system messages,
+    /// because it is quarantined or a newer incarnation replaced it.
+    pub(crate) fn forget_inbound(&self, peer: &UniqueAddress) {
+        if let Some(inbound) = lock(&self.inbound_peers).remove(peer) {
+            inbound.closed.cancel();
+        }
+        lock(&self.receivers).remove(peer);
     }
 
     /// Registers an inbound connection of `peer`, which must close when the returned token

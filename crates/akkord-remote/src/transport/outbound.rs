@@ -411,6 +411,7 @@ impl Association {
                 state.replaced.insert(current);
                 state.system.remove(&current);
                 drop(state);
+                inner.forget_inbound(&UniqueAddress::new(responder.address.clone(), current));
                 self.generation.send_modify(|generation| *generation += 1);
                 inner.handler.on_event(TransportEvent::IncarnationChanged {
                     address: self.remote.clone(),

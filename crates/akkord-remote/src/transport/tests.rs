@@ -95,3 +95,45 @@ async fn inbound_peer_leaves_with_its_last_connection() {
     wait_until("the peer's connections are closed", || peers().is_none()).await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn replaced_incarnation_leaves_no_inbound_state() {
+    let (a, _) = node().await;
+    let (b, _) = node().await;
+    let old = b.local_address().clone();
+    // A system message leaves receiver state on A, and A's acknowledgement dials B.
+    b.send_system(
+        a.local_address(),
+        UserEnvelope::without_sender(1, "watch", Bytes::new()),
+    )
+    .unwrap();
+    let known = || lock(&a.inner.receivers).contains_key(&old);
+    wait_until("A keeps B's system-message state", known).await;
+    wait_until("B's message is acknowledged", || {
+        b.unacked_system_messages(&a.local_address().address) == 0
+    })
+    .await;
+    b.shutdown().await;
+
+    let mut settings = RemoteSettings::new("test");
+    settings.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+    let (sender, _inbox) = mpsc::unbounded_channel();
+    let restarted = Transport::bind(settings, Arc::new(Inbox(sender)))
+        .await
+        .unwrap();
+    // A message to the old incarnation makes A's lane reach the new one. The first may go
+    // into the old connection before A notices that it closed, so one is sent per poll.
+    wait_until("A forgets the replaced incarnation", || {
+        let _ = a.send(
+            &Destination::Node(old.clone()),
+            Lane::Control,
+            &UserEnvelope::without_sender(2, "m", Bytes::new()),
+        );
+        !known()
+    })
+    .await;
+    assert!(lock(&a.inner.inbound_peers).get(&old).is_none());
+
+    a.shutdown().await;
+    restarted.shutdown().await;
+}
