@@ -582,3 +582,81 @@ async fn association_used_by_new_incarnation_is_kept() {
         .unwrap();
     assert_eq!(b2.next().await.envelope.recipient, 4);
 }
+
+#[tokio::test]
+async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
+    use akkord_remote::frame::encode_frame;
+    use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};
+    use tokio::io::AsyncWriteExt;
+    use tokio::sync::oneshot;
+
+    const MESSAGES: usize = 1000;
+    const PAYLOAD: usize = 8 * 1024;
+
+    // A peer that accepts every lane's handshake. Its ordinary lane reads nothing until the
+    // test lets it, then counts the frames of that connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer_address: UniqueAddress = UniqueAddress::new(
+        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
+        41,
+    );
+    let acceptor = HandshakeAcceptor::new(peer_address.clone(), None);
+    let response = encode_frame(&acceptor.response(Ok(())), MAX_HANDSHAKE_FRAME_LEN).unwrap();
+    let (start_reading, reading) = oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let mut others = Vec::new();
+        let mut stream = loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            // The preamble and the handshake request come in one write.
+            let mut opening = vec![0u8; 1024];
+            let _ = stream.read(&mut opening).await.unwrap();
+            stream.write_all(&response).await.unwrap();
+            if opening.starts_with(&encode_preamble(Lane::Ordinary)) {
+                break stream;
+            }
+            others.push(stream);
+        };
+        reading.await.unwrap();
+        let mut frames = 0;
+        let mut header = [0u8; 4];
+        while frames < MESSAGES && stream.read_exact(&mut header).await.is_ok() {
+            let mut body = vec![0u8; u32::from_be_bytes(header) as usize];
+            if stream.read_exact(&mut body).await.is_err() {
+                break;
+            }
+            frames += 1;
+        }
+        frames
+    });
+
+    let a = Node::start(settings()).await;
+    let to = Destination::Node(peer_address.clone());
+    for i in 0..MESSAGES {
+        a.transport
+            .send(&to, Lane::Ordinary, &envelope(i as u64, "m", &[7; PAYLOAD]))
+            .unwrap();
+    }
+    // The socket buffers fill, and the lane writer waits in a write: the count of written
+    // frames stops growing short of all of them.
+    let sent = || a.transport.stats().frames_sent[Lane::Ordinary.index()];
+    let mut last = sent();
+    let mut unchanged = 0;
+    wait_until("the writes stall", || {
+        let now = sent();
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+        now > 0 && now < MESSAGES as u64 && unchanged >= 5
+    })
+    .await;
+
+    // Quarantining an earlier incarnation at the address must not cut that write short.
+    let earlier = UniqueAddress::new(peer_address.address.clone(), 40);
+    a.transport.quarantine(&earlier, "test decided so");
+    start_reading.send(()).unwrap();
+    let frames = tokio::time::timeout(Duration::from_secs(10), peer)
+        .await
+        .expect("the peer read for more than 10 s")
+        .unwrap();
+    assert_eq!(frames, MESSAGES);
+}

@@ -321,6 +321,12 @@ impl Association {
         }
     }
 
+    /// Returns true while `peer` is the incarnation this association talks to and is not
+    /// quarantined.
+    fn talks_to(&self, inner: &Inner, peer: &UniqueAddress) -> bool {
+        lock(&self.state).incarnation == Some(peer.uid) && !inner.is_quarantined(peer)
+    }
+
     /// Returns true once the association is removed from the transport.
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
@@ -642,10 +648,12 @@ impl LaneWriter {
         loop {
             if let Some(batch) = self.next_batch(peer) {
                 let frames = batch.frames;
-                tokio::select! {
-                    _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
-                    _ = self.generation.changed(), if !closing => return Ok(Exit::Reconnect),
-                    result = writer.write(&batch.bytes) => result?,
+                let watch = !closing;
+                if let Some(exit) = self
+                    .write_batch(&mut writer, &batch.bytes, frames, peer, watch)
+                    .await?
+                {
+                    return Ok(exit);
                 }
                 let lane = self.lane.index();
                 let counters = &self.inner.counters;
@@ -684,12 +692,13 @@ impl LaneWriter {
                         n => LaneError::UnexpectedData(n),
                     });
                 }
-                // Write what is queued (a quarantine notice among it), then reconnect.
+                // Write what is queued (a quarantine notice among it), then reconnect,
+                // unless the change concerns another incarnation than `peer`.
                 _ = self.generation.changed() => Wake::Replaced,
                 () = self.association.queues[self.lane.index()].ready() => Wake::Frames,
             };
             self.queue().clear_idle();
-            closing |= woken == Wake::Replaced;
+            closing |= woken == Wake::Replaced && !self.association.talks_to(&self.inner, peer);
             if woken == Wake::Frames {
                 // Let the tasks that are ready now run first: tasks woken together, such as
                 // askers woken by one batch of replies, then share one write.
@@ -698,8 +707,49 @@ impl LaneWriter {
         }
     }
 
+    /// Writes `bytes`, which hold `frames` messages for `peer`. Returns the exit to take
+    /// instead when the association stops, or, with `watch_generation`, when `peer` stops
+    /// being the incarnation talked to meanwhile. A change that concerns another
+    /// incarnation, such as an earlier one quarantined late, lets the write go on.
+    async fn write_batch(
+        &mut self,
+        writer: &mut LaneSink,
+        bytes: &[u8],
+        frames: u64,
+        peer: &UniqueAddress,
+        watch_generation: bool,
+    ) -> Result<Option<Exit>, LaneError> {
+        let write = writer.write(bytes);
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                _ = self.association.stopped.cancelled() => return Ok(Some(Exit::Shutdown)),
+                _ = self.generation.changed(), if watch_generation => {
+                    if !self.association.talks_to(&self.inner, peer) {
+                        self.drop_stale(peer, frames);
+                        return Ok(Some(Exit::Reconnect));
+                    }
+                }
+                result = &mut write => {
+                    result?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
     fn queue(&self) -> &LaneQueue {
         &self.association.queues[self.lane.index()]
+    }
+
+    /// Counts `stale` messages for `peer` dropped because their incarnation is gone or
+    /// quarantined.
+    fn drop_stale(&self, peer: &UniqueAddress, stale: u64) {
+        self.inner
+            .counters
+            .dropped_stale
+            .fetch_add(stale, Ordering::Relaxed);
+        debug!(peer = %peer, lane = %self.lane, stale, "dropped messages for a gone or quarantined incarnation");
     }
 
     /// Takes the next batch to write to `peer`, dropping and counting those for another
@@ -713,12 +763,7 @@ impl LaneWriter {
             if !wrong_target && !barred {
                 return Some(batch);
             }
-            let stale = batch.frames;
-            self.inner
-                .counters
-                .dropped_stale
-                .fetch_add(stale, Ordering::Relaxed);
-            debug!(peer = %peer, lane = %self.lane, stale, "dropped messages for another incarnation");
+            self.drop_stale(peer, batch.frames);
             self.queue().recycle(batch.bytes);
         }
     }
