@@ -620,7 +620,8 @@ impl<M: Send + 'static> Target for AdapterTarget<M> {
                 });
             })),
         };
-        // Not under the watchers' lock: the owner may notify at once, and the relay takes it.
+        // Not under the watchers' lock, which the relay takes: the owner may stop, and run
+        // the relay, before this call returns.
         self.owner.target.add_watcher(relay)
     }
 
