@@ -1,5 +1,5 @@
 //! Transport tests on loopback: lanes, batching, system messages, quarantine, restarts,
-//! timeouts and the removal of unused associations.
+//! timeouts, the removal of unused associations, and writes across a late quarantine.
 
 mod common;
 
@@ -381,26 +381,16 @@ async fn new_incarnation_reached_by_uid() {
 
 #[tokio::test]
 async fn unacked_system_overflow_quarantines() {
-    use akkord_remote::frame::encode_frame;
-    use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};
-    use tokio::io::AsyncWriteExt;
-
     // A peer that accepts the handshake and then never acknowledges anything.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let silent: UniqueAddress = UniqueAddress::new(
-        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
-        99,
-    );
-    let acceptor = HandshakeAcceptor::new(silent.clone(), None);
-    let response = encode_frame(&acceptor.response(Ok(())), MAX_HANDSHAKE_FRAME_LEN).unwrap();
-    let peer = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut opening = vec![0u8; 1024];
-        let _ = stream.read(&mut opening).await.unwrap();
-        stream.write_all(&response).await.unwrap();
-        let mut sink = Vec::new();
-        let _ = stream.read_to_end(&mut sink).await;
+    let (listener, silent) = scripted_peer(99).await;
+    let peer = tokio::spawn({
+        let silent = silent.clone();
+        async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            accept_handshake(&mut stream, &silent).await;
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        }
     });
 
     let mut node_settings = settings();
@@ -585,9 +575,6 @@ async fn association_used_by_new_incarnation_is_kept() {
 
 #[tokio::test]
 async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
-    use akkord_remote::frame::encode_frame;
-    use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};
-    use tokio::io::AsyncWriteExt;
     use tokio::sync::oneshot;
 
     const MESSAGES: usize = 1000;
@@ -595,39 +582,32 @@ async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
 
     // A peer that accepts every lane's handshake. Its ordinary lane reads nothing until the
     // test lets it, then counts the frames of that connection.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let peer_address: UniqueAddress = UniqueAddress::new(
-        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
-        41,
-    );
-    let acceptor = HandshakeAcceptor::new(peer_address.clone(), None);
-    let response = encode_frame(&acceptor.response(Ok(())), MAX_HANDSHAKE_FRAME_LEN).unwrap();
+    let (listener, peer_address) = scripted_peer(41).await;
     let (start_reading, reading) = oneshot::channel::<()>();
-    let peer = tokio::spawn(async move {
-        let mut others = Vec::new();
-        let mut stream = loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            // The preamble and the handshake request come in one write.
-            let mut opening = vec![0u8; 1024];
-            let _ = stream.read(&mut opening).await.unwrap();
-            stream.write_all(&response).await.unwrap();
-            if opening.starts_with(&encode_preamble(Lane::Ordinary)) {
-                break stream;
+    let peer = tokio::spawn({
+        let peer_address = peer_address.clone();
+        async move {
+            let mut others = Vec::new();
+            let mut stream = loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let opening = accept_handshake(&mut stream, &peer_address).await;
+                if opening.starts_with(&encode_preamble(Lane::Ordinary)) {
+                    break stream;
+                }
+                others.push(stream);
+            };
+            reading.await.unwrap();
+            let mut frames = 0;
+            let mut header = [0u8; 4];
+            while frames < MESSAGES && stream.read_exact(&mut header).await.is_ok() {
+                let mut body = vec![0u8; u32::from_be_bytes(header) as usize];
+                if stream.read_exact(&mut body).await.is_err() {
+                    break;
+                }
+                frames += 1;
             }
-            others.push(stream);
-        };
-        reading.await.unwrap();
-        let mut frames = 0;
-        let mut header = [0u8; 4];
-        while frames < MESSAGES && stream.read_exact(&mut header).await.is_ok() {
-            let mut body = vec![0u8; u32::from_be_bytes(header) as usize];
-            if stream.read_exact(&mut body).await.is_err() {
-                break;
-            }
-            frames += 1;
+            frames
         }
-        frames
     });
 
     let a = Node::start(settings()).await;
@@ -659,4 +639,33 @@ async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
         .expect("the peer read for more than 10 s")
         .unwrap();
     assert_eq!(frames, MESSAGES);
+}
+
+/// Binds a listener for a peer that the test plays itself, with incarnation `uid`; returns
+/// the listener and the peer's address.
+async fn scripted_peer(uid: u64) -> (tokio::net::TcpListener, UniqueAddress) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let address = UniqueAddress::new(
+        format!("akkord://test@127.0.0.1:{port}").parse().unwrap(),
+        uid,
+    );
+    (listener, address)
+}
+
+/// Accepts the handshake of a lane connection to the scripted peer `peer`; returns what
+/// the connection opened with, which starts with the lane's preamble.
+async fn accept_handshake(stream: &mut TcpStream, peer: &UniqueAddress) -> Vec<u8> {
+    use akkord_remote::frame::encode_frame;
+    use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};
+    use tokio::io::AsyncWriteExt;
+
+    let acceptor = HandshakeAcceptor::new(peer.clone(), None);
+    let response = encode_frame(&acceptor.response(Ok(())), MAX_HANDSHAKE_FRAME_LEN).unwrap();
+    // The preamble and the handshake request come in one write.
+    let mut opening = vec![0u8; 1024];
+    let n = stream.read(&mut opening).await.unwrap();
+    opening.truncate(n);
+    stream.write_all(&response).await.unwrap();
+    opening
 }
