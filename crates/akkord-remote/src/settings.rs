@@ -123,5 +123,152 @@ impl RemoteSettings {
     }
 }
 
+/// Smallest frame limit a lane accepts, so protocol messages such as acknowledgements and
+/// heartbeats always fit.
+pub const MIN_FRAME_MAX: usize = 1024;
+
+/// Invalid value of a remote setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid remote setting {field} = {value}: {requirement}")]
+pub struct InvalidRemoteSetting {
+    /// Name of the rejected field, as a path from [`RemoteSettings`] or from
+    /// [`crate::RemoteSystemSettings`].
+    pub field: &'static str,
+    /// The rejected value, formatted for humans.
+    pub value: String,
+    /// Description of a valid value.
+    pub requirement: &'static str,
+}
+
+impl InvalidRemoteSetting {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl std::fmt::Debug,
+        requirement: &'static str,
+    ) -> Self {
+        Self {
+            field,
+            value: format!("{value:?}"),
+            requirement,
+        }
+    }
+}
+
+impl RemoteSettings {
+    /// Checks every field that can be out of range. [`crate::Transport::bind`] calls it.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`InvalidRemoteSetting`] naming the first field out of range: a zero
+    /// duration, a zero queue size, batch size or redelivery buffer, a frame limit outside
+    /// [`MIN_FRAME_MAX`] to `u32::MAX` bytes, or a `reconnect_backoff_max` below
+    /// `reconnect_backoff_min`. The system name and host are checked where the address is
+    /// made.
+    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+        let durations = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("reconnect_backoff_min", self.reconnect_backoff_min),
+            ("reconnect_backoff_max", self.reconnect_backoff_max),
+            (
+                "redelivery.resend_interval",
+                self.redelivery.resend_interval,
+            ),
+            ("redelivery.give_up_after", self.redelivery.give_up_after),
+            ("remove_quarantined_after", self.remove_quarantined_after),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return Err(InvalidRemoteSetting::new(
+                    field,
+                    value,
+                    "expected a duration greater than zero, for example 1 s",
+                ));
+            }
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff_min {
+            return Err(InvalidRemoteSetting::new(
+                "reconnect_backoff_max",
+                self.reconnect_backoff_max,
+                "expected at least reconnect_backoff_min",
+            ));
+        }
+        let frame_limits = [
+            ("control_frame_max", self.control_frame_max),
+            ("ordinary_frame_max", self.ordinary_frame_max),
+            ("large_frame_max", self.large_frame_max),
+        ];
+        for (field, value) in frame_limits {
+            if value < MIN_FRAME_MAX || u32::try_from(value).is_err() {
+                return Err(InvalidRemoteSetting::new(
+                    field,
+                    value,
+                    "expected 1024 bytes up to 4 GiB less one byte, for example 256 KiB",
+                ));
+            }
+        }
+        let counts = [
+            ("control_queue_size", self.control_queue_size),
+            ("ordinary_queue_size", self.ordinary_queue_size),
+            ("large_queue_size", self.large_queue_size),
+            ("write_batch_max", self.write_batch_max),
+            ("redelivery.buffer_size", self.redelivery.buffer_size),
+        ];
+        for (field, value) in counts {
+            if value == 0 {
+                return Err(InvalidRemoteSetting::new(
+                    field,
+                    value,
+                    "expected at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Time between two warnings about the same kind of repeated drop on one association.
 pub(crate) const DROP_WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(RemoteSettings::new("test").validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named() {
+        type Change = fn(&mut RemoteSettings);
+        let cases: [(&str, Change); 8] = [
+            ("redelivery.resend_interval", |s| {
+                s.redelivery.resend_interval = Duration::ZERO
+            }),
+            ("handshake_timeout", |s| {
+                s.handshake_timeout = Duration::ZERO
+            }),
+            ("remove_quarantined_after", |s| {
+                s.remove_quarantined_after = Duration::ZERO
+            }),
+            ("reconnect_backoff_max", |s| {
+                s.reconnect_backoff_max = Duration::from_millis(100);
+                s.reconnect_backoff_min = Duration::from_secs(1);
+            }),
+            ("control_frame_max", |s| s.control_frame_max = 100),
+            ("large_frame_max", |s| s.large_frame_max = usize::MAX),
+            ("ordinary_queue_size", |s| s.ordinary_queue_size = 0),
+            ("redelivery.buffer_size", |s| s.redelivery.buffer_size = 0),
+        ];
+        for (field, change) in cases {
+            let mut settings = RemoteSettings::new("test");
+            change(&mut settings);
+            let error = settings.validate().unwrap_err();
+            assert_eq!(error.field, field);
+            assert!(error
+                .to_string()
+                .starts_with(&format!("invalid remote setting {field} = ")));
+        }
+    }
+}

@@ -528,3 +528,34 @@ async fn actor_watching_remote_actor_gets_message() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn bind_rejects_out_of_range_settings() {
+    use akkord_remote::transport::TransportError;
+
+    let mut settings = RemoteSystemSettings::new("refs");
+    settings.watch.heartbeat_interval = Duration::ZERO;
+    let system = ActorSystem::new("refs").unwrap();
+    let error = RemoteSystem::bind(system.clone(), settings, registry())
+        .await
+        .expect_err("a zero heartbeat interval is rejected");
+    assert!(
+        matches!(&error, TransportError::InvalidSettings(invalid) if invalid.field == "watch.heartbeat_interval"),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid remote setting watch.heartbeat_interval = 0ns: expected a duration greater \
+         than zero, for example 1 s"
+    );
+
+    let mut settings = RemoteSystemSettings::new("refs");
+    settings.transport.redelivery.resend_interval = Duration::ZERO;
+    let error = RemoteSystem::bind(system, settings, registry())
+        .await
+        .expect_err("a zero resend interval is rejected");
+    assert!(
+        matches!(&error, TransportError::InvalidSettings(invalid) if invalid.field == "redelivery.resend_interval"),
+        "{error}"
+    );
+}

@@ -83,7 +83,7 @@ use tokio_util::sync::CancellationToken;
 use self::core::{Handler, RemoteCore};
 use self::protocol::{LookupRequest, LOOKUP_REQUEST, PROTOCOL_RECIPIENT};
 use crate::serialization::SerializationRegistry;
-use crate::settings::RemoteSettings;
+use crate::settings::{InvalidRemoteSetting, RemoteSettings};
 use crate::transport::{lock, Destination, SendError, Transport, TransportError};
 use crate::wire::UserEnvelope;
 use crate::Lane;
@@ -112,6 +112,17 @@ impl RemoteSystemSettings {
             watch: WatchSettings::default(),
             large_message_recipients: Vec::new(),
         }
+    }
+
+    /// Checks the transport and watch settings. [`RemoteSystem::bind`] calls it.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`InvalidRemoteSetting`] naming the first field out of range (see
+    /// [`RemoteSettings::validate`] and [`WatchSettings::validate`]).
+    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+        self.transport.validate()?;
+        self.watch.validate()
     }
 }
 
@@ -231,6 +242,7 @@ impl RemoteSystem {
         settings: RemoteSystemSettings,
         registry: SerializationRegistry,
     ) -> Result<Self, TransportError> {
+        settings.validate()?;
         let core = RemoteCore::new(system, registry, &settings);
         let handler = Arc::new(Handler(Arc::downgrade(&core)));
         let transport = Transport::bind(settings.transport.clone(), handler).await?;

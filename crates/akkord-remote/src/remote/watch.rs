@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use akkord_actor::address::UniqueAddress;
 
 use crate::phi::{PhiAccrualDetector, PhiSettings};
+use crate::settings::InvalidRemoteSetting;
 
 /// Settings of remote death watch, field by field. Defaults are Akka's
 /// `akka.remote.watch-failure-detector` values.
@@ -30,6 +31,59 @@ pub struct WatchSettings {
     /// its last response. Lower the pause for faster detection at the cost of false
     /// positives during long garbage-collection-like stalls or network hiccups.
     pub detector: PhiSettings,
+}
+
+impl WatchSettings {
+    /// Checks every field, the detector's included.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`InvalidRemoteSetting`] naming the first field out of range: a zero
+    /// `heartbeat_interval`, `expected_response_after`, minimum deviation or first
+    /// heartbeat estimate, a threshold that is not a positive number, or a zero sample
+    /// size.
+    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+        let detector = &self.detector;
+        let durations = [
+            ("watch.heartbeat_interval", self.heartbeat_interval),
+            (
+                "watch.expected_response_after",
+                self.expected_response_after,
+            ),
+            (
+                "watch.detector.min_std_deviation",
+                detector.min_std_deviation,
+            ),
+            (
+                "watch.detector.first_heartbeat_estimate",
+                detector.first_heartbeat_estimate,
+            ),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return Err(InvalidRemoteSetting::new(
+                    field,
+                    value,
+                    "expected a duration greater than zero, for example 1 s",
+                ));
+            }
+        }
+        if !(detector.threshold.is_finite() && detector.threshold > 0.0) {
+            return Err(InvalidRemoteSetting::new(
+                "watch.detector.threshold",
+                detector.threshold,
+                "expected a number greater than zero, for example 10",
+            ));
+        }
+        if detector.max_sample_size == 0 {
+            return Err(InvalidRemoteSetting::new(
+                "watch.detector.max_sample_size",
+                detector.max_sample_size,
+                "expected at least 1, for example 200",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for WatchSettings {

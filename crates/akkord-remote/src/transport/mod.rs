@@ -38,7 +38,7 @@ use tracing::{info, warn};
 use crate::frame::Lane;
 use crate::handshake::HandshakeAcceptor;
 use crate::redelivery::SystemMessageReceiver;
-use crate::settings::RemoteSettings;
+use crate::settings::{InvalidRemoteSetting, RemoteSettings};
 use crate::tls::TlsError;
 use crate::wire::{
     encode_user_envelope, user_envelope_len, ControlFrame, ControlMessage, HeartbeatRequest,
@@ -199,6 +199,9 @@ pub enum TransportError {
     /// The TLS settings are invalid.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A setting is out of range; nothing was bound.
+    #[error(transparent)]
+    InvalidSettings(#[from] InvalidRemoteSetting),
 }
 
 /// Failure to queue an outbound message. The message was not sent.
@@ -315,7 +318,8 @@ impl Transport {
     ///
     /// # Errors
     ///
-    /// Returns [`TransportError`] when the bind fails, the local address or the TLS
+    /// Returns [`TransportError`] when a setting is out of range
+    /// ([`RemoteSettings::validate`]), the bind fails, or the local address or the TLS
     /// settings are invalid.
     ///
     /// # Panics
@@ -325,6 +329,7 @@ impl Transport {
         settings: RemoteSettings,
         handler: Arc<dyn InboundHandler>,
     ) -> Result<Self, TransportError> {
+        settings.validate()?;
         let listener =
             TcpListener::bind(settings.bind)
                 .await
