@@ -230,18 +230,23 @@ impl Association {
             let _ = self.push_message(inner, Lane::Control, Some(peer.uid), true, &notice);
         }
         let mut state = lock(&self.state);
-        if state.incarnation == Some(peer.uid) {
+        let talked_to = state.incarnation == Some(peer.uid);
+        if talked_to {
             state.incarnation = None;
             state.confirmed = false;
         }
         state.system.remove(&peer.uid);
         state.quarantined_at = Some(Instant::now());
         drop(state);
-        // Senders must not write to the quarantined peer before the writers notice.
-        for queue in &self.queues {
-            queue.clear_idle();
+        // Only the lanes of the incarnation talked to are connected to it. Quarantining an
+        // earlier one, as the cluster does 5 s after a removal, leaves them alone.
+        if talked_to {
+            // Senders must not write to the quarantined peer before the writers notice.
+            for queue in &self.queues {
+                queue.clear_idle();
+            }
+            self.generation.send_modify(|generation| *generation += 1);
         }
-        self.generation.send_modify(|generation| *generation += 1);
     }
 
     fn check_incarnation(&self, uid: u64) -> Result<(), Unqueued> {
@@ -319,12 +324,6 @@ impl Association {
                 .into())
             }
         }
-    }
-
-    /// Returns true while `peer` is the incarnation this association talks to and is not
-    /// quarantined.
-    fn talks_to(&self, inner: &Inner, peer: &UniqueAddress) -> bool {
-        lock(&self.state).incarnation == Some(peer.uid) && !inner.is_quarantined(peer)
     }
 
     /// Returns true once the association is removed from the transport.
@@ -648,12 +647,14 @@ impl LaneWriter {
         loop {
             if let Some(batch) = self.next_batch(peer) {
                 let frames = batch.frames;
-                let watch = !closing;
-                if let Some(exit) = self
-                    .write_batch(&mut writer, &batch.bytes, frames, peer, watch)
-                    .await?
-                {
-                    return Ok(exit);
+                tokio::select! {
+                    _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
+                    // The peer was quarantined or replaced, so the batch is stale.
+                    _ = self.generation.changed(), if !closing => {
+                        self.drop_stale(peer, frames);
+                        return Ok(Exit::Reconnect);
+                    }
+                    result = writer.write(&batch.bytes) => result?,
                 }
                 let lane = self.lane.index();
                 let counters = &self.inner.counters;
@@ -692,48 +693,16 @@ impl LaneWriter {
                         n => LaneError::UnexpectedData(n),
                     });
                 }
-                // Write what is queued (a quarantine notice among it), then reconnect,
-                // unless the change concerns another incarnation than `peer`.
+                // Write what is queued (a quarantine notice among it), then reconnect.
                 _ = self.generation.changed() => Wake::Replaced,
                 () = self.association.queues[self.lane.index()].ready() => Wake::Frames,
             };
             self.queue().clear_idle();
-            closing |= woken == Wake::Replaced && !self.association.talks_to(&self.inner, peer);
+            closing |= woken == Wake::Replaced;
             if woken == Wake::Frames {
                 // Let the tasks that are ready now run first: tasks woken together, such as
                 // askers woken by one batch of replies, then share one write.
                 tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    /// Writes `bytes`, which hold `frames` messages for `peer`. Returns the exit to take
-    /// instead when the association stops, or, with `watch_generation`, when `peer` stops
-    /// being the incarnation talked to meanwhile. A change that concerns another
-    /// incarnation, such as an earlier one quarantined late, lets the write go on.
-    async fn write_batch(
-        &mut self,
-        writer: &mut LaneSink,
-        bytes: &[u8],
-        frames: u64,
-        peer: &UniqueAddress,
-        watch_generation: bool,
-    ) -> Result<Option<Exit>, LaneError> {
-        let write = writer.write(bytes);
-        tokio::pin!(write);
-        loop {
-            tokio::select! {
-                _ = self.association.stopped.cancelled() => return Ok(Some(Exit::Shutdown)),
-                _ = self.generation.changed(), if watch_generation => {
-                    if !self.association.talks_to(&self.inner, peer) {
-                        self.drop_stale(peer, frames);
-                        return Ok(Some(Exit::Reconnect));
-                    }
-                }
-                result = &mut write => {
-                    result?;
-                    return Ok(None);
-                }
             }
         }
     }
