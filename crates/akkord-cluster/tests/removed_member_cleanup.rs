@@ -1,13 +1,14 @@
 //! A member that leaves: once it is removed and quarantined, the survivor also removes its
 //! association, so a cluster whose members come and go keeps no association for them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use akkord_actor::ActorSystem;
 use akkord_cluster::member::MemberStatus;
 use akkord_cluster::shell::{Cluster, ClusterSettings};
 use akkord_remote::serialization::SerializationRegistry;
 use akkord_remote::{RemoteSystem, RemoteSystemSettings};
+use akkord_testkit::wait_until;
 
 const SYSTEM: &str = "cleanup";
 
@@ -22,15 +23,6 @@ async fn start_node() -> (RemoteSystem, Cluster) {
     (remote, cluster)
 }
 
-/// Waits up to `limit` for `condition`, polling every 20 ms.
-async fn wait_for(limit: Duration, what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn association_of_left_member_is_removed() {
     let (first, first_cluster) = start_node().await;
@@ -38,7 +30,7 @@ async fn association_of_left_member_is_removed() {
     let seed = first.local_address().address.clone();
     first_cluster.join(seed.clone()).unwrap();
     second_cluster.join(seed).unwrap();
-    wait_for(Duration::from_secs(30), "both members are up", || {
+    wait_until("both members are up", Duration::from_secs(30), || {
         first_cluster.state().count(MemberStatus::Up) == 2
     })
     .await;
@@ -46,7 +38,7 @@ async fn association_of_left_member_is_removed() {
 
     let leaving = second.local_address().clone();
     second_cluster.leave(leaving.address.clone()).await.unwrap();
-    wait_for(Duration::from_secs(30), "the member is removed", || {
+    wait_until("the member is removed", Duration::from_secs(30), || {
         first_cluster.state().member_at(&leaving.address).is_none()
     })
     .await;
@@ -54,9 +46,9 @@ async fn association_of_left_member_is_removed() {
 
     // The removed incarnation is quarantined 5 s after its removal, and its association
     // goes 300 ms after that.
-    wait_for(
-        Duration::from_secs(30),
+    wait_until(
         "the association is removed",
+        Duration::from_secs(30),
         || first.transport().stats().associations == 0,
     )
     .await;

@@ -154,6 +154,20 @@ impl InvalidRemoteSetting {
     }
 }
 
+/// Returns an error naming the first of `fields` whose duration is zero.
+pub(crate) fn require_nonzero(
+    fields: &[(&'static str, Duration)],
+) -> Result<(), InvalidRemoteSetting> {
+    match fields.iter().find(|(_, value)| value.is_zero()) {
+        Some(&(field, value)) => Err(InvalidRemoteSetting::new(
+            field,
+            value,
+            "expected a duration greater than zero, for example 1 s",
+        )),
+        None => Ok(()),
+    }
+}
+
 impl RemoteSettings {
     /// Checks every field that can be out of range. [`crate::Transport::bind`] calls it.
     ///
@@ -177,15 +191,7 @@ impl RemoteSettings {
             ("redelivery.give_up_after", self.redelivery.give_up_after),
             ("remove_quarantined_after", self.remove_quarantined_after),
         ];
-        for (field, value) in durations {
-            if value.is_zero() {
-                return Err(InvalidRemoteSetting::new(
-                    field,
-                    value,
-                    "expected a duration greater than zero, for example 1 s",
-                ));
-            }
-        }
+        require_nonzero(&durations)?;
         if self.reconnect_backoff_max < self.reconnect_backoff_min {
             return Err(InvalidRemoteSetting::new(
                 "reconnect_backoff_max",

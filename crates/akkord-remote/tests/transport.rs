@@ -574,7 +574,7 @@ async fn association_used_by_new_incarnation_is_kept() {
 }
 
 #[tokio::test]
-async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
+async fn late_quarantine_keeps_live_write() {
     use tokio::sync::oneshot;
 
     const MESSAGES: usize = 1000;
@@ -641,8 +641,8 @@ async fn quarantine_of_old_incarnation_keeps_write_in_flight() {
     assert_eq!(frames, MESSAGES);
 }
 
-/// Binds a listener for a peer that the test plays itself, with incarnation `uid`; returns
-/// the listener and the peer's address.
+/// Binds a listener for a peer that the test plays itself, with incarnation `uid`, and
+/// returns the listener and the peer's address.
 async fn scripted_peer(uid: u64) -> (tokio::net::TcpListener, UniqueAddress) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -653,8 +653,8 @@ async fn scripted_peer(uid: u64) -> (tokio::net::TcpListener, UniqueAddress) {
     (listener, address)
 }
 
-/// Accepts the handshake of a lane connection to the scripted peer `peer`; returns what
-/// the connection opened with, which starts with the lane's preamble.
+/// Accepts the handshake of a lane connection to the scripted peer `peer`. Returns the
+/// bytes the connection opened with, which start with the lane's preamble.
 async fn accept_handshake(stream: &mut TcpStream, peer: &UniqueAddress) -> Vec<u8> {
     use akkord_remote::frame::encode_frame;
     use akkord_remote::handshake::{HandshakeAcceptor, MAX_HANDSHAKE_FRAME_LEN};

@@ -455,14 +455,10 @@ async fn adapter_unexported_when_actor_stops() {
 
     serving.system().stop(&owner.to_any());
     owner.to_any().terminated().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while lock(&serving.core.exports).by_id.contains_key(&id) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "adapter still exported"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    akkord_testkit::wait_until("the adapter is unexported", WAIT, || {
+        !lock(&serving.core.exports).by_id.contains_key(&id)
+    })
+    .await;
     assert!(!lock(&serving.core.exports).by_name.contains_key("adapter"));
     asking.shutdown().await;
     serving.shutdown().await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use akkord_actor::address::UniqueAddress;
 
 use crate::phi::{PhiAccrualDetector, PhiSettings};
-use crate::settings::InvalidRemoteSetting;
+use crate::settings::{require_nonzero, InvalidRemoteSetting};
 
 /// Settings of remote death watch, field by field. Defaults are Akka's
 /// `akka.remote.watch-failure-detector` values.
@@ -59,15 +59,7 @@ impl WatchSettings {
                 detector.first_heartbeat_estimate,
             ),
         ];
-        for (field, value) in durations {
-            if value.is_zero() {
-                return Err(InvalidRemoteSetting::new(
-                    field,
-                    value,
-                    "expected a duration greater than zero, for example 1 s",
-                ));
-            }
-        }
+        require_nonzero(&durations)?;
         if !(detector.threshold.is_finite() && detector.threshold > 0.0) {
             return Err(InvalidRemoteSetting::new(
                 "watch.detector.threshold",

@@ -147,7 +147,7 @@ pub(crate) fn each_envelope(
 
 /// The association of one destination, looked up on the first send and kept for the next.
 ///
-/// A kept association that was removed refuses frames; the sender then looks up the
+/// A cached association that was removed rejects frames, so the sender then looks up the
 /// current one.
 #[derive(Default)]
 pub(crate) struct RouteCache(OnceLock<Arc<Association>>);
@@ -418,7 +418,7 @@ impl Transport {
 
     /// Queues a user message without a sender, encoded from its parts: as [`Transport::send`]
     /// without building a [`UserEnvelope`]. `route` keeps the association of `to` for the
-    /// next send to the same incarnation; once that association is removed, every send
+    /// next send to the same incarnation. Once that association is removed, every send
     /// looks up the current one.
     pub(crate) fn send_parts(
         &self,
@@ -553,7 +553,7 @@ pub(crate) struct Inner {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) tls: Option<(TlsAcceptor, TlsConnector)>,
     pub(crate) acceptor: HandshakeAcceptor,
-    /// Association of each remote address; one association may be listed under two
+    /// Association of each remote address. One association may be listed under two
     /// addresses (see [`Inner::alias`]). An association is removed a while after a
     /// quarantine, when no incarnation at its address is talked to any more.
     associations: Mutex<HashMap<Address, Arc<Association>>>,
@@ -561,7 +561,7 @@ pub(crate) struct Inner {
     /// True once `quarantined` has an entry. Until then quarantine checks skip its lock.
     any_quarantined: AtomicBool,
     pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
-    /// Peer incarnations with open inbound connections; an entry leaves with the last one.
+    /// Peer incarnations with open inbound connections. An entry leaves with the last one.
     inbound_peers: Mutex<HashMap<UniqueAddress, InboundPeer>>,
     pub(crate) shutdown: CancellationToken,
     /// Set by [`Transport::shutdown`] before `shutdown` is cancelled, so sends check a flag
@@ -613,8 +613,8 @@ impl Inner {
         queue: impl Fn(&Arc<Association>) -> Result<(), Unqueued>,
     ) -> Result<(), SendError> {
         loop {
-            // Ends: a removal needs a quarantine, and the successor of a removed
-            // association is found at once.
+            // The loop ends: a new association is removed only after a quarantine of its
+            // own, so the second lookup finds one that takes the frame.
             let association = self.association_for(to)?;
             match queue(&association) {
                 Ok(()) => return Ok(()),
@@ -715,7 +715,7 @@ impl Inner {
     }
 
     /// Registers an inbound connection of `peer`, which must close when the returned token
-    /// is cancelled; returns `None` when `peer` is quarantined.
+    /// is cancelled. Returns `None` when `peer` is quarantined.
     pub(crate) fn open_inbound(
         self: &Arc<Self>,
         peer: &UniqueAddress,

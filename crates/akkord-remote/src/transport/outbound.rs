@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
-use super::queue::{Batch, IdleSocket, LaneQueue, Pushed, Refused, DIRECT_WRITE_GAP};
+use super::queue::{Batch, IdleSocket, LaneQueue, PushError, Pushed, DIRECT_WRITE_GAP};
 use super::stream::BoxedConnection;
 use super::{lock, Inner, SendError, TransportEvent};
 use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
@@ -39,8 +39,8 @@ pub(crate) struct Association {
     /// Bumped when the incarnation changes or is quarantined, so lanes drop their connections.
     generation: watch::Sender<u64>,
     last_drop_warn: Mutex<[Option<Instant>; 3]>,
-    /// Cancelled when the association is removed or the transport shuts down; its lane
-    /// writers and resend ticker then stop.
+    /// Cancelled when the association is removed or the transport shuts down, which stops
+    /// its lane writers and resend ticker.
     stopped: CancellationToken,
     /// Set, under the state's lock, when the association is removed from the transport.
     removed: AtomicBool,
@@ -311,8 +311,8 @@ impl Association {
                 counters.batches_sent[lane.index()].fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(Refused::Closed) => Err(Unqueued::Removed),
-            Err(Refused::Full) => {
+            Err(PushError::Closed) => Err(Unqueued::Removed),
+            Err(PushError::Full) => {
                 let dropped = inner.counters.dropped_queue_full[lane.index()]
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
@@ -336,7 +336,7 @@ impl Association {
     ///
     /// Frames still queued are dropped and counted as stale: a quarantine notice the dead
     /// peer never took, for example. A sender that looked the association up before is
-    /// refused and looks up its successor.
+    /// rejected and looks up its successor.
     fn remove_if_unused(self: &Arc<Self>, inner: &Inner, after: Duration, now: Instant) -> bool {
         let due = |state: &State| {
             state
@@ -366,7 +366,7 @@ impl Association {
     ) {
         self.removed.store(true, Ordering::Release);
         // Closed under the state's lock, so a frame is either queued before, and counted
-        // below, or refused.
+        // below, or rejected.
         let dropped: u64 = self.queues.iter().map(LaneQueue::close).sum();
         drop(state);
         associations.retain(|_, association| !Arc::ptr_eq(association, self));

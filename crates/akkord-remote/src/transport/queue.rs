@@ -52,7 +52,7 @@ struct QueueState {
     idle: Option<IdleSocket>,
     /// Time of the last write, by the writer or directly by a sender.
     last_write: Option<Instant>,
-    /// Set when the association is removed; every later push is refused.
+    /// Set when the association is removed; every later push is rejected.
     closed: bool,
 }
 
@@ -87,7 +87,7 @@ pub(crate) struct Batch {
 
 /// Reason [`LaneQueue::push`] queued nothing.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub(crate) enum PushError {
     /// The queue held its capacity of frames.
     Full,
     /// The queue was closed with its association.
@@ -115,13 +115,13 @@ impl LaneQueue {
         farewell: bool,
         len: usize,
         encode: F,
-    ) -> Result<Pushed, Refused> {
+    ) -> Result<Pushed, PushError> {
         let mut state = lock(&self.state);
         if state.closed {
-            return Err(Refused::Closed);
+            return Err(PushError::Closed);
         }
         if state.frames >= self.capacity {
-            return Err(Refused::Full);
+            return Err(PushError::Full);
         }
         let needed = FRAME_HEADER_LEN + len;
         let encode = match self.write_directly(&mut state, target_uid, farewell, len, encode) {
@@ -268,7 +268,7 @@ impl LaneQueue {
         dropped
     }
 
-    /// Drops every queued frame and refuses all later pushes; returns how many were dropped.
+    /// Drops every queued frame and rejects all later pushes; returns how many were dropped.
     pub(crate) fn close(&self) -> u64 {
         let mut state = lock(&self.state);
         state.closed = true;
@@ -314,7 +314,11 @@ fn encode_frame(bytes: &mut BytesMut, len: usize, encode: impl FnOnce(&mut Bytes
 mod tests {
     use super::*;
 
-    fn push_bytes(queue: &LaneQueue, target: Option<u64>, body: &[u8]) -> Result<Pushed, Refused> {
+    fn push_bytes(
+        queue: &LaneQueue,
+        target: Option<u64>,
+        body: &[u8],
+    ) -> Result<Pushed, PushError> {
         queue.push(target, false, body.len(), |buffer| {
             buffer.extend_from_slice(body)
         })
@@ -368,7 +372,7 @@ mod tests {
         let queue = batching_queue(2, 1024);
         push_bytes(&queue, None, b"a").unwrap();
         push_bytes(&queue, None, b"b").unwrap();
-        assert_eq!(push_bytes(&queue, None, b"c"), Err(Refused::Full));
+        assert_eq!(push_bytes(&queue, None, b"c"), Err(PushError::Full));
         let batch = queue.take().unwrap();
         queue.recycle(batch.bytes);
         push_bytes(&queue, None, b"d").unwrap();
@@ -377,13 +381,13 @@ mod tests {
     }
 
     #[test]
-    fn closed_queue_drops_frames_and_refuses_pushes() {
+    fn closed_queue_rejects_pushes() {
         let queue = batching_queue(4, 1024);
         push_bytes(&queue, None, b"a").unwrap();
         push_bytes(&queue, Some(3), b"b").unwrap();
         assert_eq!(queue.close(), 2);
         assert!(queue.is_empty());
-        assert_eq!(push_bytes(&queue, None, b"c"), Err(Refused::Closed));
+        assert_eq!(push_bytes(&queue, None, b"c"), Err(PushError::Closed));
         assert!(queue.take().is_none());
     }
 

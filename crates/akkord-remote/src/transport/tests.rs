@@ -6,7 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use akkord_testkit::wait_until;
+
 use super::*;
+
+/// Longest wait for a condition.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// Handler that passes every user message to a channel.
 struct Inbox(mpsc::UnboundedSender<UserEnvelope>);
@@ -33,20 +38,8 @@ async fn next(inbox: &mut mpsc::UnboundedReceiver<UserEnvelope>) -> u64 {
         .recipient
 }
 
-/// Waits up to ten seconds for `condition`, polling every 10 ms.
-async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
-async fn kept_route_to_removed_association_finds_successor() {
+async fn cached_route_to_removed_association_finds_successor() {
     let (a, _) = node().await;
     let (b, mut inbox) = node().await;
     let to = b.local_address().clone();
@@ -54,17 +47,17 @@ async fn kept_route_to_removed_association_finds_successor() {
     let send = |recipient| a.send_parts(&to, &route, Lane::Ordinary, recipient, "m", b"x");
     send(1).unwrap();
     assert_eq!(next(&mut inbox).await, 1);
-    let kept = route.0.get().unwrap().clone();
+    let cached = route.0.get().unwrap().clone();
 
     // As when the removal runs between a sender's lookup and its push.
-    kept.remove_now(&a.inner);
+    cached.remove_now(&a.inner);
     assert_eq!(a.stats().associations, 0);
     send(2).unwrap();
     send(3).unwrap();
     assert_eq!(next(&mut inbox).await, 2);
     assert_eq!(next(&mut inbox).await, 3);
     assert_eq!(a.stats().associations, 1);
-    assert!(Arc::ptr_eq(route.0.get().unwrap(), &kept));
+    assert!(Arc::ptr_eq(route.0.get().unwrap(), &cached));
 
     a.shutdown().await;
     b.shutdown().await;
@@ -92,7 +85,10 @@ async fn inbound_peer_leaves_with_its_last_connection() {
     assert_eq!(peers(), Some(2));
 
     a.shutdown().await;
-    wait_until("the peer's connections are closed", || peers().is_none()).await;
+    wait_until("the peer's connections are closed", WAIT, || {
+        peers().is_none()
+    })
+    .await;
     b.shutdown().await;
 }
 
@@ -108,8 +104,8 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
     )
     .unwrap();
     let known = || lock(&a.inner.receivers).contains_key(&old);
-    wait_until("A keeps B's system-message state", known).await;
-    wait_until("B's message is acknowledged", || {
+    wait_until("A keeps B's system-message state", WAIT, known).await;
+    wait_until("B's message is acknowledged", WAIT, || {
         b.unacked_system_messages(&a.local_address().address) == 0
     })
     .await;
@@ -123,7 +119,7 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
         .unwrap();
     // A message to the old incarnation makes A's lane reach the new one. The first may go
     // into the old connection before A notices that it closed, so one is sent per poll.
-    wait_until("A forgets the replaced incarnation", || {
+    wait_until("A forgets the replaced incarnation", WAIT, || {
         let _ = a.send(
             &Destination::Node(old.clone()),
             Lane::Control,
