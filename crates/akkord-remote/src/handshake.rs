@@ -237,6 +237,8 @@ pub enum HandshakeProgress {
         response: Bytes,
         /// Bytes received after the request, the start of the first lane frames.
         leftover: BytesMut,
+        /// True when the peer also reads frames written back on the connection.
+        duplex: bool,
     },
     /// The peer is rejected: write `response`, then close.
     Rejected {
@@ -334,6 +336,7 @@ impl InboundHandshake {
                 peer,
                 response: frame_response(&self.acceptor.response(Ok(()))),
                 leftover: std::mem::take(&mut self.buffer),
+                duplex: request.duplex,
             },
             Err(rejection) => HandshakeProgress::Rejected {
                 lane,
@@ -346,6 +349,9 @@ impl InboundHandshake {
 }
 
 /// Builds the request a client sends on `lane` to reach `to` (none on first contact).
+///
+/// The request does not offer the connection for frames in the other direction: set
+/// [`HandshakeRequest::duplex`] on it for that.
 pub fn build_request(
     local: &UniqueAddress,
     to: Option<&UniqueAddress>,
@@ -362,6 +368,7 @@ pub fn build_request(
         from: Some(from),
         to: to.map(UniqueAddressData::from),
         secret_proof,
+        duplex: false,
     }
 }
 

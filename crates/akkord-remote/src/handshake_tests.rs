@@ -54,9 +54,11 @@ fn accepts_and_keeps_leftover() {
             peer,
             response,
             leftover,
+            duplex,
         } => {
             assert_eq!(lane, Lane::Ordinary);
             assert_eq!(peer, client);
+            assert!(!duplex, "build_request does not offer the connection back");
             assert_eq!(&leftover[..], &[0, 0, 0, 1, 42]);
             let decoded = decode_response(&response);
             assert!(decoded.accepted);
@@ -65,6 +67,19 @@ fn accepts_and_keeps_leftover() {
                 server
             );
         }
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+#[test]
+fn reports_duplex_request() {
+    let server = node("sys", 2552, 11);
+    let mut request = build_request(&node("sys", 2553, 22), None, Lane::Control, None);
+    request.duplex = true;
+    let bytes = connection_bytes(Lane::Control, &request);
+    let mut handshake = InboundHandshake::new(HandshakeAcceptor::new(server, None));
+    match handshake.feed(&bytes, &not_quarantined) {
+        HandshakeProgress::Accepted { duplex, .. } => assert!(duplex),
         other => panic!("expected acceptance, got {other:?}"),
     }
 }

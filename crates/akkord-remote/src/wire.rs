@@ -64,6 +64,11 @@ pub struct HandshakeRequest {
     /// HMAC-SHA256 of the handshake fields under the shared cluster secret, when one is set.
     #[prost(bytes = "vec", optional, tag = "5")]
     pub secret_proof: Option<Vec<u8>>,
+    /// True when the caller also reads lane frames that the receiver writes back on this
+    /// connection, so the receiver may send to the caller without opening a connection of
+    /// its own. A caller that leaves it unset only writes to the connection.
+    #[prost(bool, tag = "6")]
+    pub duplex: bool,
 }
 
 /// Reply to a [`HandshakeRequest`]: accepted, or rejected with a reason.

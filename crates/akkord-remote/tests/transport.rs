@@ -669,3 +669,104 @@ async fn accept_handshake(stream: &mut TcpStream, peer: &UniqueAddress) -> Vec<u
     stream.write_all(&response).await.unwrap();
     opening
 }
+
+/// A peer whose handshake does not offer its connection back, as one of an older version,
+/// is sent to on a connection this node opens.
+#[tokio::test]
+async fn peer_without_duplex_is_dialed_back() {
+    use akkord_remote::frame::encode_frame;
+    use akkord_remote::handshake::{build_request, MAX_HANDSHAKE_FRAME_LEN};
+    use tokio::io::AsyncWriteExt;
+
+    let mut b = Node::start(settings()).await;
+    let (listener, peer) = scripted_peer(5).await;
+    let port = b.address().address.port();
+    let mut dialed = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut opening = encode_preamble(Lane::Ordinary).to_vec();
+    let request = build_request(&peer, Some(&b.address()), Lane::Ordinary, None);
+    assert!(!request.duplex);
+    opening.extend_from_slice(&encode_frame(&request, MAX_HANDSHAKE_FRAME_LEN).unwrap());
+    dialed.write_all(&opening).await.unwrap();
+    let mut response = [0u8; 64];
+    assert!(dialed.read(&mut response).await.unwrap() > 0);
+    let message = envelope(1, "m", b"");
+    let mut frame = (prost::Message::encoded_len(&message) as u32)
+        .to_be_bytes()
+        .to_vec();
+    frame.extend_from_slice(&prost::Message::encode_to_vec(&message));
+    dialed.write_all(&frame).await.unwrap();
+    assert_eq!(b.next().await.envelope.recipient, 1);
+
+    b.transport
+        .send(
+            &Destination::Node(peer.clone()),
+            Lane::Ordinary,
+            &envelope(2, "m", b""),
+        )
+        .unwrap();
+    let (mut back, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("B did not connect to the peer within 10 s")
+        .unwrap();
+    let opened = accept_handshake(&mut back, &peer).await;
+    assert_eq!(
+        opened[..encode_preamble(Lane::Ordinary).len()],
+        encode_preamble(Lane::Ordinary)
+    );
+    let ordinary = Lane::Ordinary.index();
+    wait_until("B completes its handshake", || {
+        b.transport.stats().connections_opened[ordinary] == 1
+    })
+    .await;
+    assert_eq!(b.transport.stats().connections_taken[ordinary], 0);
+}
+
+/// Bytes a peer writes back on a connection this node opened are read as frames: a
+/// malformed one closes that connection with a warning, and the lane connects again.
+#[tokio::test]
+async fn malformed_frame_written_back_closes_connection() {
+    use tokio::io::AsyncWriteExt;
+
+    let _ = logs();
+    let b = Node::start(settings()).await;
+    let (listener, peer) = scripted_peer(6).await;
+    let accept = || async {
+        let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("B did not connect to the peer within 10 s")
+            .unwrap();
+        accept_handshake(&mut stream, &peer).await;
+        stream
+    };
+    b.transport
+        .send(
+            &Destination::Node(peer.clone()),
+            Lane::Ordinary,
+            &envelope(1, "m", b""),
+        )
+        .unwrap();
+    let mut first = accept().await;
+    // A length header beyond the ordinary lane's frame limit.
+    first.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    let mut rest = Vec::new();
+    // B closes the connection, after the message it had queued.
+    tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut rest))
+        .await
+        .expect("B did not close the connection within 10 s")
+        .unwrap();
+    assert_eq!(b.transport.stats().inbound_rejected, 1);
+    let peer_text = peer.to_string();
+    wait_until("the warning is logged", || {
+        !warn_lines_with(&[&peer_text, "invalid frames written back"]).is_empty()
+    })
+    .await;
+
+    b.transport
+        .send(
+            &Destination::Node(peer.clone()),
+            Lane::Ordinary,
+            &envelope(2, "m", b""),
+        )
+        .unwrap();
+    accept().await;
+}

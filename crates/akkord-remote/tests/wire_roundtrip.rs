@@ -52,14 +52,16 @@ fn handshake_request() -> impl Strategy<Value = HandshakeRequest> {
         option::of(unique_address()),
         option::of(unique_address()),
         option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        any::<bool>(),
     )
         .prop_map(
-            |(protocol_version, system_name, from, to, secret_proof)| HandshakeRequest {
+            |(protocol_version, system_name, from, to, secret_proof, duplex)| HandshakeRequest {
                 protocol_version,
                 system_name,
                 from,
                 to,
                 secret_proof,
+                duplex,
             },
         )
 }

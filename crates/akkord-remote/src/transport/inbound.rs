@@ -11,9 +11,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace, warn};
 
-use super::stream::BoxedConnection;
+use super::stream::{Connection, Link, LinkReader};
 use super::{lock, Destination, Inner, TransportEvent};
 use crate::frame::{FrameCodec, FrameError, Lane, FRAME_HEADER_LEN};
 use crate::handshake::{HandshakeProgress, InboundHandshake};
@@ -53,7 +54,7 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
         _ = inner.shutdown.cancelled() => return,
         result = tokio::time::timeout(timeout, handshake(&inner, tcp)) => result,
     };
-    let (connection, lane, peer, leftover) = match handshake {
+    let (link, lane, peer, leftover, duplex) = match handshake {
         Err(_) => {
             reject(&inner);
             warn!(peer = %remote, ?timeout, "closing inbound connection: handshake timed out");
@@ -66,21 +67,47 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
         }
         Ok(Ok(accepted)) => accepted,
     };
-    debug!(peer = %peer, remote = %remote, lane = %lane, "inbound connection accepted");
+    debug!(peer = %peer, remote = %remote, lane = %lane, duplex, "inbound connection accepted");
 
     let Some(registration) = inner.open_inbound(&peer) else {
         debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
         return;
     };
-    let reading = read_frames(&inner, connection, lane, &peer, leftover);
+    let (reader, sink) = link.split();
+    // Holds the write side open while this task reads, whoever else holds the sink.
+    let _open = sink.keep_open();
+    let closed = CancellationToken::new();
+    // Without an offer the sink is kept, not dropped, so the connection stays whole while
+    // it is read.
+    let (offer, _kept) = if duplex {
+        let id = inner.offer_link(lane, peer.clone(), sink, closed.clone());
+        (Some(id), None)
+    } else {
+        (None, Some(sink))
+    };
     let result = tokio::select! {
         biased;
         _ = registration.closed.cancelled() => {
             debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
-            return;
+            None
         }
-        result = reading => result,
+        // The lane writer that took the offer stopped using the connection.
+        _ = closed.cancelled() => {
+            debug!(peer = %peer, lane = %lane, "closing inbound connection given up by its lane writer");
+            None
+        }
+        result = read_frames(&inner, reader, lane, &peer, leftover) => Some(result),
     };
+    if let Some(id) = offer {
+        inner.withdraw_link(&peer, lane, id);
+    }
+    // On a quarantine the lane writer that took the offer leaves by itself, after writing
+    // the quarantine notice that is queued for the peer.
+    let Some(result) = result else {
+        return;
+    };
+    // The lane writer writing to this connection, if any, must reconnect.
+    closed.cancel();
     match result {
         Ok(()) => {
             debug!(peer = %peer, remote = %remote, lane = %lane, "inbound connection closed by peer")
@@ -88,6 +115,36 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
         Err(error) => {
             reject(&inner);
             warn!(peer = %peer, remote = %remote, lane = %lane, %error, "closing inbound connection");
+        }
+    }
+}
+
+/// Reads the frames that `peer` writes back on an outbound connection of `lane`, until the
+/// connection closes, `closed` is cancelled or `peer` is quarantined. Cancels `closed` when
+/// the connection closed or sent something invalid, so the lane writer reconnects.
+pub(super) async fn read_returned_frames(
+    inner: Arc<Inner>,
+    reader: LinkReader,
+    lane: Lane,
+    peer: UniqueAddress,
+    closed: CancellationToken,
+) {
+    let Some(registration) = inner.open_inbound(&peer) else {
+        return;
+    };
+    let result = tokio::select! {
+        biased;
+        // The association's writer reacts to the quarantine.
+        _ = registration.closed.cancelled() => return,
+        _ = closed.cancelled() => return,
+        result = read_frames(&inner, reader, lane, &peer, BytesMut::new()) => result,
+    };
+    closed.cancel();
+    match result {
+        Ok(()) => debug!(peer = %peer, lane = %lane, "outbound connection closed by peer"),
+        Err(error) => {
+            reject(&inner);
+            warn!(peer = %peer, lane = %lane, %error, "closing outbound connection: invalid frames written back");
         }
     }
 }
@@ -126,13 +183,16 @@ impl HandshakeFailure {
     }
 }
 
-type Accepted = (BoxedConnection, Lane, UniqueAddress, BytesMut);
+type Accepted = (Link, Lane, UniqueAddress, BytesMut, bool);
 
 async fn handshake(inner: &Arc<Inner>, tcp: TcpStream) -> Result<Accepted, HandshakeFailure> {
-    let mut connection: BoxedConnection = match &inner.tls {
-        Some((acceptor, _)) => Box::new(acceptor.accept(tcp).await.map_err(HandshakeFailure::Io)?),
-        None => Box::new(tcp),
+    let mut link = match &inner.tls {
+        Some((acceptor, _)) => Link::Tls(Box::new(
+            acceptor.accept(tcp).await.map_err(HandshakeFailure::Io)?,
+        )),
+        None => Link::Plain(tcp),
     };
+    let connection = link.stream();
     let mut state = InboundHandshake::new(inner.acceptor.clone());
     let mut buffer = vec![0u8; 4096];
     let is_quarantined = |peer: &UniqueAddress| inner.is_quarantined(peer);
@@ -151,11 +211,12 @@ async fn handshake(inner: &Arc<Inner>, tcp: TcpStream) -> Result<Accepted, Hands
                 peer,
                 response,
                 leftover,
+                duplex,
             } => {
-                write_response(&mut connection, &response)
+                write_response(connection, &response)
                     .await
                     .map_err(HandshakeFailure::Io)?;
-                return Ok((connection, lane, peer, leftover));
+                return Ok((link, lane, peer, leftover, duplex));
             }
             HandshakeProgress::Rejected {
                 lane,
@@ -164,7 +225,7 @@ async fn handshake(inner: &Arc<Inner>, tcp: TcpStream) -> Result<Accepted, Hands
                 response,
             } => {
                 // Best effort: the peer learns the reason unless it stopped reading.
-                let _ = write_response(&mut connection, &response).await;
+                let _ = write_response(connection, &response).await;
                 let claimed = claimed_peer
                     .and_then(|data| UniqueAddress::try_from(&data).ok())
                     .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
@@ -179,7 +240,7 @@ async fn handshake(inner: &Arc<Inner>, tcp: TcpStream) -> Result<Accepted, Hands
     }
 }
 
-async fn write_response(connection: &mut BoxedConnection, response: &Bytes) -> std::io::Result<()> {
+async fn write_response(connection: &mut dyn Connection, response: &Bytes) -> std::io::Result<()> {
     connection.write_all(response).await?;
     connection.flush().await
 }
@@ -198,7 +259,7 @@ const READ_RESERVE: usize = 64 * 1024;
 
 async fn read_frames(
     inner: &Arc<Inner>,
-    mut connection: BoxedConnection,
+    mut connection: LinkReader,
     lane: Lane,
     peer: &UniqueAddress,
     mut buffer: BytesMut,

@@ -1,10 +1,14 @@
 //! TCP transport: listener, associations with three lanes, outbound queues and inbound
 //! dispatch.
 //!
-//! Each lane of an association is a separate outbound TCP connection that this node opens
-//! and only writes to. The peer opens its own connections for the other direction. A lane
-//! connects on its first message, performs the handshake and then writes batches of queued
-//! frames. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`).
+//! Each lane of an association is a separate TCP connection. A lane connects on its first
+//! message, performs the handshake and then writes batches of queued frames. The handshake
+//! offers the connection for the other direction too (`duplex`): when the peer has a
+//! message for this node on that lane and no connection of its own, it writes it back on
+//! this one, and this node reads and dispatches it like a frame of an inbound connection.
+//! A request and its reply then travel on one connection, which saves the peer a
+//! connection and each side a TCP acknowledgement of its own per message. A lane that
+//! took a peer's connection connects by itself again once that connection closes. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`).
 //! A lost connection reconnects with exponential backoff while messages wait in the
 //! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
 //! never blocks callers or other associations.
@@ -47,6 +51,7 @@ use crate::wire::{
 
 pub use inbound::UserRun;
 use outbound::{Association, Unqueued};
+use stream::{LaneSink, OfferedLink};
 
 /// Receiver of inbound messages and transport events.
 ///
@@ -258,8 +263,14 @@ pub struct TransportStats {
     pub batches_sent: [u64; 3],
     /// Frames received and decoded, per lane.
     pub frames_received: [u64; 3],
-    /// Inbound connections closed for a failed handshake or a malformed frame.
+    /// Inbound connections closed for a failed handshake or a malformed frame, and
+    /// outbound connections closed because the peer wrote a malformed frame back.
     pub inbound_rejected: u64,
+    /// Connections this node opened to peers and completed a handshake on, per lane.
+    pub connections_opened: [u64; 3],
+    /// Connections that peers opened to this node and that a lane writer took to send to
+    /// that peer instead of opening one, per lane.
+    pub connections_taken: [u64; 3],
     /// Remote addresses this node keeps an association with: each it has sent anything to,
     /// acknowledgements included, until the association is removed a while after a
     /// quarantine ([`RemoteSettings::remove_quarantined_after`]).
@@ -365,6 +376,8 @@ impl Transport {
             any_quarantined: AtomicBool::new(false),
             receivers: Mutex::new(HashMap::new()),
             inbound_peers: Mutex::new(HashMap::new()),
+            offered_links: Mutex::new(HashMap::new()),
+            next_link_id: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             shut_down: AtomicBool::new(false),
             counters: Counters::default(),
@@ -563,6 +576,10 @@ pub(crate) struct Inner {
     pub(crate) receivers: Mutex<HashMap<UniqueAddress, SystemMessageReceiver>>,
     /// Peer incarnations with open inbound connections. An entry leaves with the last one.
     inbound_peers: Mutex<HashMap<UniqueAddress, InboundPeer>>,
+    /// Per peer address and lane, the latest inbound connection whose peer reads frames
+    /// written back on it, until a lane writer takes it or it closes.
+    offered_links: Mutex<HashMap<(Address, Lane), OfferedLink>>,
+    next_link_id: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     /// Set by [`Transport::shutdown`] before `shutdown` is cancelled, so sends check a flag
     /// rather than the token's lock.
@@ -739,6 +756,67 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Offers the write half of an inbound connection on `lane` to the lane writer of the
+    /// association with the connection's peer, in place of an earlier offer. Returns the
+    /// offer's id, for [`Inner::withdraw_link`].
+    pub(crate) fn offer_link(
+        &self,
+        lane: Lane,
+        peer: UniqueAddress,
+        sink: LaneSink,
+        closed: CancellationToken,
+    ) -> u64 {
+        let id = self.next_link_id.fetch_add(1, Ordering::Relaxed);
+        let key = (peer.address.clone(), lane);
+        let link = OfferedLink {
+            id,
+            peer,
+            sink,
+            closed,
+        };
+        lock(&self.offered_links).insert(key, link);
+        id
+    }
+
+    /// Withdraws offer `id` for `peer` and `lane`, unless a lane writer took it or a later
+    /// offer replaced it.
+    pub(crate) fn withdraw_link(&self, peer: &UniqueAddress, lane: Lane, id: u64) {
+        let mut offered = lock(&self.offered_links);
+        let key = (peer.address.clone(), lane);
+        if offered.get(&key).is_some_and(|link| link.id == id) {
+            offered.remove(&key);
+        }
+    }
+
+    /// Takes the offer for `address` and `lane` when `accept` accepts it. An offer whose
+    /// connection closed is dropped.
+    pub(crate) fn take_link(
+        &self,
+        address: &Address,
+        lane: Lane,
+        accept: impl FnOnce(&OfferedLink) -> bool,
+    ) -> Option<OfferedLink> {
+        let mut offered = lock(&self.offered_links);
+        let key = (address.clone(), lane);
+        let link = offered.get(&key)?;
+        if link.closed.is_cancelled() {
+            offered.remove(&key);
+            return None;
+        }
+        if !accept(link) {
+            return None;
+        }
+        offered.remove(&key)
+    }
+
+    /// Returns the number of offered connections not taken yet.
+    #[cfg(test)]
+    pub(crate) fn offered_link_count(&self) -> usize {
+        lock(&self.offered_links).len()
+    }
+}
+
 /// Inbound connections of one peer incarnation.
 struct InboundPeer {
     /// Cancelled when the peer is quarantined or the transport shuts down.
@@ -779,6 +857,8 @@ pub(crate) struct Counters {
     pub(crate) batches_sent: [AtomicU64; 3],
     pub(crate) frames_received: [AtomicU64; 3],
     pub(crate) inbound_rejected: AtomicU64,
+    pub(crate) connections_opened: [AtomicU64; 3],
+    pub(crate) connections_taken: [AtomicU64; 3],
 }
 
 impl Counters {
@@ -792,6 +872,8 @@ impl Counters {
             batches_sent: read(&self.batches_sent),
             frames_received: read(&self.frames_received),
             inbound_rejected: self.inbound_rejected.load(Ordering::Relaxed),
+            connections_opened: read(&self.connections_opened),
+            connections_taken: read(&self.connections_taken),
             associations: 0,
         }
     }

@@ -10,15 +10,15 @@ use akkord_actor::address::{Address, UniqueAddress};
 use bytes::BytesMut;
 use prost::Message;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
-use super::queue::{Batch, IdleSocket, LaneQueue, PushError, Pushed, DIRECT_WRITE_GAP};
-use super::stream::BoxedConnection;
+use super::inbound::read_returned_frames;
+use super::queue::{Batch, LaneQueue, PushError, Pushed, DIRECT_WRITE_GAP};
+use super::stream::{LaneSink, Link, OfferedLink};
 use super::{lock, Inner, SendError, TransportEvent};
 use crate::frame::{encode_frame, encode_preamble, Lane, FRAME_HEADER_LEN};
 use crate::handshake::{
@@ -432,6 +432,25 @@ impl Association {
         true
     }
 
+    /// Records `peer`, whose connection to this node the lane writers may write to, as the
+    /// incarnation talked to. Returns false, changing nothing, when another incarnation is
+    /// talked to or expected, or `peer` is quarantined: only a handshake this node sends
+    /// may show that an incarnation was replaced.
+    fn confirm_offered(&self, inner: &Inner, peer: &UniqueAddress) -> bool {
+        if inner.is_quarantined(peer) {
+            return false;
+        }
+        let mut state = lock(&self.state);
+        if state.incarnation.is_some_and(|uid| uid != peer.uid)
+            || state.replaced.contains(&peer.uid)
+        {
+            return false;
+        }
+        state.incarnation = Some(peer.uid);
+        state.confirmed = true;
+        true
+    }
+
     fn expected_incarnation(&self) -> Option<UniqueAddress> {
         lock(&self.state)
             .incarnation
@@ -458,10 +477,8 @@ enum LaneError {
     Handshake(#[from] OutboundHandshakeError),
     #[error("peer incarnation {0} is quarantined")]
     Quarantined(UniqueAddress),
-    #[error("peer closed the connection")]
+    #[error("connection closed")]
     Closed,
-    #[error("peer wrote {0} unexpected bytes")]
-    UnexpectedData(usize),
 }
 
 enum Exit {
@@ -485,12 +502,16 @@ impl LaneWriter {
             }
             self.generation.mark_unchanged();
 
-            // Step 2: connect and handshake; on failure wait and retry.
-            let result = tokio::select! {
-                _ = self.association.stopped.cancelled() => return,
-                result = self.connect() => result,
+            // Step 2: take the connection the peer opened, or connect and handshake; on
+            // failure wait and retry.
+            let result = match self.take_offered() {
+                Some(connected) => Ok(connected),
+                None => tokio::select! {
+                    _ = self.association.stopped.cancelled() => return,
+                    result = self.connect() => result,
+                },
             };
-            let (connection, peer) = match result {
+            let connected = match result {
                 Ok(connected) => connected,
                 Err(error) => {
                     let retry_now = self.handle_connect_error(&error, failures);
@@ -505,12 +526,12 @@ impl LaneWriter {
                     continue;
                 }
             };
-            debug!(peer = %peer, lane = %self.lane, "outbound lane connected");
+            let peer = connected.peer.clone();
             backoff = settings.reconnect_backoff_min;
             failures = 0;
 
             // Step 3: write batches until the connection fails or must be replaced.
-            match self.write_loop(connection, &peer).await {
+            match self.write_batches(connected).await {
                 Ok(Exit::Shutdown) => return,
                 Ok(Exit::Reconnect) => {}
                 Err(error) => {
@@ -562,7 +583,26 @@ impl LaneWriter {
         }
     }
 
-    async fn connect(&self) -> Result<(Link, UniqueAddress), LaneError> {
+    /// Takes the connection that the peer opened to this node on this lane, when the
+    /// association may talk to its incarnation.
+    fn take_offered(&self) -> Option<Connected> {
+        let association = &self.association;
+        let link = self
+            .inner
+            .take_link(&association.remote, self.lane, |link| {
+                association.confirm_offered(&self.inner, &link.peer)
+            })?;
+        let OfferedLink {
+            peer, sink, closed, ..
+        } = link;
+        self.inner.counters.connections_taken[self.lane.index()].fetch_add(1, Ordering::Relaxed);
+        debug!(peer = %peer, lane = %self.lane, "outbound lane writes to the connection the peer opened");
+        Some(Connected { peer, sink, closed })
+    }
+
+    /// Connects to the peer and performs the handshake, then reads in a task of its own
+    /// what the peer writes back on the connection.
+    async fn connect(&self) -> Result<Connected, LaneError> {
         let settings = &self.inner.settings;
         let remote = &self.association.remote;
         let expected = self.association.expected_incarnation();
@@ -577,12 +617,13 @@ impl LaneWriter {
         tcp.set_nodelay(true)?;
 
         let handshake = async {
-            let request = build_request(
+            let mut request = build_request(
                 &self.inner.local,
                 expected.as_ref(),
                 self.lane,
                 settings.secret.as_ref(),
             );
+            request.duplex = true;
             let mut opening = encode_preamble(self.lane).to_vec();
             opening.extend_from_slice(
                 &encode_frame(&request, MAX_HANDSHAKE_FRAME_LEN)
@@ -615,37 +656,40 @@ impl LaneWriter {
             // its own address, so they must find this association under it too.
             self.inner.alias(&responder.address, &self.association);
         }
-        Ok((connection, responder))
+        self.inner.counters.connections_opened[self.lane.index()].fetch_add(1, Ordering::Relaxed);
+        debug!(peer = %responder, lane = %self.lane, "outbound lane connected");
+        let (reader, sink) = connection.split();
+        let closed = CancellationToken::new();
+        self.inner.runtime.spawn(read_returned_frames(
+            self.inner.clone(),
+            reader,
+            self.lane,
+            responder.clone(),
+            closed.clone(),
+        ));
+        Ok(Connected {
+            peer: responder,
+            sink,
+            closed,
+        })
     }
 
-    async fn write_loop(&mut self, link: Link, peer: &UniqueAddress) -> Result<Exit, LaneError> {
-        match link {
-            Link::Plain(tcp) => {
-                let (reader, writer) = tcp.into_split();
-                self.write_batches(reader, LaneSink::Shared(Arc::new(writer)), peer)
-                    .await
-            }
-            Link::Tls(connection) => {
-                let (reader, writer) = tokio::io::split(connection);
-                self.write_batches(reader, LaneSink::Boxed(writer), peer)
-                    .await
-            }
-        }
-    }
-
-    async fn write_batches(
-        &mut self,
-        mut reader: impl AsyncRead + Unpin,
-        mut writer: LaneSink,
-        peer: &UniqueAddress,
-    ) -> Result<Exit, LaneError> {
+    /// Writes batches to the connection until it fails or must be replaced.
+    async fn write_batches(&mut self, connected: Connected) -> Result<Exit, LaneError> {
+        let Connected {
+            peer,
+            sink: mut writer,
+            closed,
+        } = connected;
+        let peer = &peer;
         let association = self.association.clone();
         let _withdraw = WithdrawIdle(&association.queues[self.lane.index()]);
-        let mut scratch = [0u8; 64];
+        // The reading side stops too when this writer stops using the connection.
+        let _close = closed.clone().drop_guard();
         let mut closing = false;
         let mut wrote_since_wait = false;
         loop {
-            if let Some(batch) = self.next_batch(peer) {
+            if let Some(batch) = self.next_batch(peer, closing) {
                 let frames = batch.frames;
                 tokio::select! {
                     _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
@@ -687,12 +731,8 @@ impl LaneWriter {
             let woken = tokio::select! {
                 biased;
                 _ = self.association.stopped.cancelled() => return Ok(Exit::Shutdown),
-                read = reader.read(&mut scratch) => {
-                    return Err(match read? {
-                        0 => LaneError::Closed,
-                        n => LaneError::UnexpectedData(n),
-                    });
-                }
+                // The peer closed the connection, or wrote something invalid on it.
+                _ = closed.cancelled() => return Err(LaneError::Closed),
                 // Write what is queued (a quarantine notice among it), then reconnect.
                 _ = self.generation.changed() => Wake::Replaced,
                 () = self.association.queues[self.lane.index()].ready() => Wake::Frames,
@@ -723,11 +763,22 @@ impl LaneWriter {
 
     /// Takes the next batch to write to `peer`, dropping and counting those for another
     /// incarnation or for a quarantined one.
-    fn next_batch(&self, peer: &UniqueAddress) -> Option<Batch> {
+    ///
+    /// While `closing`, because `peer` was quarantined or replaced, a batch for another
+    /// incarnation that may still be talked to stays queued for the next connection, and
+    /// this returns `None`.
+    fn next_batch(&self, peer: &UniqueAddress, closing: bool) -> Option<Batch> {
         let quarantined = self.inner.is_quarantined(peer);
         loop {
             let batch = self.queue().take()?;
             let wrong_target = batch.target_uid.is_some_and(|uid| uid != peer.uid);
+            if closing && wrong_target && !batch.farewell {
+                let target = UniqueAddress::new(peer.address.clone(), batch.target_uid?);
+                if !self.inner.is_quarantined(&target) {
+                    self.queue().put_back(batch);
+                    return None;
+                }
+            }
             let barred = quarantined && !batch.farewell;
             if !wrong_target && !barred {
                 return Some(batch);
@@ -738,51 +789,12 @@ impl LaneWriter {
     }
 }
 
-/// A connected lane: plain TCP, whose socket senders may share while the writer is idle,
-/// or TLS, written by the writer alone.
-enum Link {
-    Plain(TcpStream),
-    Tls(BoxedConnection),
-}
-
-/// Write side of a connected lane.
-enum LaneSink {
-    Shared(Arc<OwnedWriteHalf>),
-    Boxed(WriteHalf<BoxedConnection>),
-}
-
-impl LaneSink {
-    async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        match self {
-            LaneSink::Shared(socket) => {
-                while !bytes.is_empty() {
-                    socket.writable().await?;
-                    match socket.try_write(bytes) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => bytes = &bytes[n..],
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(error) => return Err(error),
-                    }
-                }
-                Ok(())
-            }
-            LaneSink::Boxed(writer) => {
-                writer.write_all(bytes).await?;
-                writer.flush().await
-            }
-        }
-    }
-
-    /// Returns the socket senders may write to while the writer waits, for plain TCP.
-    fn idle_socket(&self, peer_uid: u64) -> Option<IdleSocket> {
-        match self {
-            LaneSink::Shared(socket) => Some(IdleSocket {
-                socket: socket.clone(),
-                peer_uid,
-            }),
-            LaneSink::Boxed(_) => None,
-        }
-    }
+/// A lane's connection to its peer, ready for writing.
+struct Connected {
+    peer: UniqueAddress,
+    sink: LaneSink,
+    /// Cancelled when the connection closes or this writer stops using it.
+    closed: CancellationToken,
 }
 
 /// Reason a lane writer's wait ended.

@@ -239,6 +239,13 @@ impl LaneQueue {
         Some(batch)
     }
 
+    /// Puts `batch`, taken last, back at the head of the queue.
+    pub(crate) fn put_back(&self, batch: Batch) {
+        let mut state = lock(&self.state);
+        state.frames += batch.frames as usize;
+        state.batches.push_front(batch);
+    }
+
     /// Returns the buffer of a written batch for reuse.
     pub(crate) fn recycle(&self, bytes: BytesMut) {
         self.keep_spare(&mut lock(&self.state), bytes);

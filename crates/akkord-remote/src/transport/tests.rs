@@ -133,3 +133,56 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
     a.shutdown().await;
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn reply_uses_the_connection_the_peer_opened() {
+    let (a, mut a_inbox) = node().await;
+    let (b, mut b_inbox) = node().await;
+    let message = |recipient| UserEnvelope::without_sender(recipient, "m", Bytes::new());
+    a.send(
+        &Destination::Node(b.local_address().clone()),
+        Lane::Ordinary,
+        &message(1),
+    )
+    .unwrap();
+    assert_eq!(next(&mut b_inbox).await, 1);
+    b.send(
+        &Destination::Node(a.local_address().clone()),
+        Lane::Ordinary,
+        &message(2),
+    )
+    .unwrap();
+    assert_eq!(next(&mut a_inbox).await, 2);
+
+    let ordinary = Lane::Ordinary.index();
+    assert_eq!(a.stats().connections_opened[ordinary], 1);
+    assert_eq!(b.stats().connections_opened[ordinary], 0);
+    assert_eq!(b.stats().connections_taken[ordinary], 1);
+    // B never connected to A, so A has no connection of B's to offer.
+    assert_eq!(a.inner.offered_link_count(), 0);
+
+    // Once A's connection closes, B connects to A's next incarnation itself.
+    let old = a.local_address().clone();
+    a.shutdown().await;
+    let mut settings = RemoteSettings::new("test");
+    settings.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+    let (sender, mut restarted_inbox) = mpsc::unbounded_channel();
+    let restarted = Transport::bind(settings, Arc::new(Inbox(sender)))
+        .await
+        .unwrap();
+    wait_until("B sees A's connection close", WAIT, || {
+        lock(&b.inner.inbound_peers).get(&old).is_none()
+    })
+    .await;
+    b.send(
+        &Destination::Node(restarted.local_address().clone()),
+        Lane::Ordinary,
+        &message(3),
+    )
+    .unwrap();
+    assert_eq!(next(&mut restarted_inbox).await, 3);
+    assert_eq!(b.stats().connections_opened[ordinary], 1);
+
+    b.shutdown().await;
+    restarted.shutdown().await;
+}
