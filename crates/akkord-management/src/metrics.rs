@@ -139,7 +139,7 @@ fn render_cluster(out: &mut Exposition, snapshot: &Snapshot<'_>) {
 
 fn render_transport(out: &mut Exposition, stats: &TransportStats) {
     let lanes = Lane::ALL;
-    let per_lane: [(&str, &str, &[u64; 3]); 3] = [
+    let per_lane: [(&str, &str, &[u64; 3]); 5] = [
         (
             "akkord_remote_messages_sent_total",
             "Messages written to peers, control messages included, per lane.",
@@ -154,6 +154,16 @@ fn render_transport(out: &mut Exposition, stats: &TransportStats) {
             "akkord_remote_messages_dropped_total",
             "Messages dropped because the lane's outbound queue was full, per lane.",
             &stats.dropped_queue_full,
+        ),
+        (
+            "akkord_remote_connections_opened_total",
+            "Connections this node opened to peers, per lane.",
+            &stats.connections_opened,
+        ),
+        (
+            "akkord_remote_connections_taken_total",
+            "Connections peers opened that this node also sends on, per lane.",
+            &stats.connections_taken,
         ),
     ];
     for (name, help, values) in per_lane {
@@ -289,6 +299,7 @@ mod tests {
             is_leader: true,
             transport: TransportStats {
                 frames_sent: [1, 2, 3],
+                connections_taken: [0, 4, 0],
                 associations: 2,
                 ..TransportStats::default()
             },
@@ -303,6 +314,7 @@ mod tests {
         assert!(text.contains("akkord_remote_messages_sent_total{lane=\"ordinary\"} 2\n"));
         assert!(text.contains("akkord_actor_dead_letters_total 7\n"));
         assert!(text.contains("akkord_remote_associations 2\n"));
+        assert!(text.contains("akkord_remote_connections_taken_total{lane=\"ordinary\"} 4\n"));
         assert!(text.contains("akkord_actor_mailbox_depth{path=\"/user/q\\\"x\"} 12\n"));
         assert!(text.contains("# TYPE akkord_actor_dead_letters_total counter\n"));
     }
