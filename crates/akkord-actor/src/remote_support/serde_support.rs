@@ -101,8 +101,10 @@ impl SerializedActorRefView<'_> {
     }
 }
 
-/// Delivers a boxed message to a local actor, giving it back when it has the wrong type.
-pub type DeliverFn = dyn Fn(BoxedMessage) -> Result<(), BoxedMessage> + Send + Sync;
+/// Delivers a boxed message to the typed ref of an [`ExportedRef`] (its `typed` field),
+/// giving the message back when it or the ref has another type.
+pub type DeliverFn =
+    fn(typed: &(dyn Any + Send + Sync), message: BoxedMessage) -> Result<(), BoxedMessage>;
 
 /// A ref being serialized, with what the resolver needs to deliver messages to it later.
 pub struct ExportedRef {
@@ -114,28 +116,34 @@ pub struct ExportedRef {
     pub message_type_name: &'static str,
     /// The typed ref, an `ActorRef<M>`, returned when the ref is imported back home.
     pub typed: Arc<dyn Any + Send + Sync>,
-    /// Delivers a message of the ref's type to it.
-    pub deliver: Arc<DeliverFn>,
+    /// Delivers a message of the ref's type to it, given `typed`.
+    pub deliver: DeliverFn,
 }
 
 impl ExportedRef {
     /// Describes `actor` for export; its `deliver` tells the message to `actor`.
     pub fn new<M: Send + 'static>(actor: &ActorRef<M>) -> Self {
-        let target = actor.clone();
         ExportedRef {
             actor: actor.to_any(),
             message_type: TypeId::of::<M>(),
             message_type_name: std::any::type_name::<M>(),
             typed: Arc::new(actor.clone()),
-            deliver: Arc::new(move |message: BoxedMessage| match message.downcast::<M>() {
-                Ok(message) => {
-                    target.tell(*message);
-                    Ok(())
-                }
-                Err(message) => Err(message),
-            }),
+            deliver: deliver_to::<M>,
         }
     }
+}
+
+/// Tells `message` to `typed` when they are an `M` and an `ActorRef<M>`.
+fn deliver_to<M: Send + 'static>(
+    typed: &(dyn Any + Send + Sync),
+    message: BoxedMessage,
+) -> Result<(), BoxedMessage> {
+    let Some(actor) = typed.downcast_ref::<ActorRef<M>>() else {
+        return Err(message);
+    };
+    let message = message.downcast::<M>()?;
+    actor.tell(*message);
+    Ok(())
 }
 
 /// A ref resolved during deserialization.

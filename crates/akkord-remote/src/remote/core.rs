@@ -52,6 +52,9 @@ pub(crate) struct RemoteCore {
     /// Remote actors this node has refs to, by (incarnation uid, actor id).
     remotes: Mutex<HashMap<(u64, u64), Arc<RemoteActor>>>,
     gone: Mutex<HashSet<UniqueAddress>>,
+    /// The node of the last remote ref decoded, so that refs from one node, such as the
+    /// reply refs of its asks, share its address instead of each building it again.
+    last_node: Mutex<Option<UniqueAddress>>,
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
     pub(crate) node_watch: Mutex<NodeWatch>,
@@ -81,9 +84,8 @@ struct Exports {
 struct Export {
     actor: AnyActorRef,
     message_type: TypeId,
-    manifest: String,
     typed: Arc<dyn Any + Send + Sync>,
-    deliver: Arc<DeliverFn>,
+    deliver: DeliverFn,
     /// The reply ref of an ask: unexported when the first message reaches it.
     ask_reply: bool,
 }
@@ -104,6 +106,7 @@ impl RemoteCore {
             exports: Mutex::default(),
             remotes: Mutex::default(),
             gone: Mutex::default(),
+            last_node: Mutex::default(),
             remote_watchers: Mutex::default(),
             node_watch: Mutex::new(NodeWatch::new(settings.watch.clone())),
             watch_order: Mutex::new(()),
@@ -145,14 +148,13 @@ impl RemoteCore {
     }
 
     /// Makes `exported` addressable by remote nodes under its actor id; returns its id.
-    /// `manifest` is the one registered for its message type, empty when none is.
     ///
     /// The reply ref of an ask is unexported when a message reaches it, or by the sweep once
     /// the ask is over. It is not watched, because it notifies no watcher.
     ///
     /// NOTE: a ref that never stops, one from `ActorRef::from_fn`, stays exported until the
     /// remote system is dropped. A message adapter is unexported when its actor stops.
-    pub(crate) fn export_local(&self, exported: ExportedRef, manifest: &str) -> u64 {
+    pub(crate) fn export_local(&self, exported: ExportedRef) -> u64 {
         let id = exported.actor.id().value();
         let ask_reply = exported.actor.is_ask_reply();
         let actor = (!ask_reply).then(|| exported.actor.clone());
@@ -166,7 +168,6 @@ impl RemoteCore {
                 Export {
                     actor: exported.actor,
                     message_type: exported.message_type,
-                    manifest: manifest.to_owned(),
                     typed: exported.typed,
                     deliver: exported.deliver,
                     ask_reply,
@@ -192,11 +193,7 @@ impl RemoteCore {
         if lock(&self.exports).by_name.contains_key(name) {
             return false;
         }
-        let manifest = self
-            .registry
-            .manifest_of(exported.message_type)
-            .unwrap_or_default();
-        let id = self.export_local(exported, manifest);
+        let id = self.export_local(exported);
         let mut exports = lock(&self.exports);
         if exports.by_name.contains_key(name) {
             return false;
@@ -227,10 +224,14 @@ impl RemoteCore {
         let exports = lock(&self.exports);
         let id = *exports.by_name.get(name)?;
         let export = exports.by_id.get(&id)?;
+        let manifest = self
+            .registry
+            .manifest_of(export.message_type)
+            .unwrap_or_default();
         Some((
             id,
             export.actor.path(),
-            export.manifest.clone(),
+            manifest.to_owned(),
             export.typed.clone(),
         ))
     }
@@ -509,7 +510,7 @@ impl RemoteCore {
             .by_id
             .get(&recipient)
             .filter(|export| !export.ask_reply)
-            .map(|export| (export.typed.clone(), export.deliver.clone()));
+            .map(|export| (export.typed.clone(), export.deliver));
         let Some((typed, deliver)) = export else {
             self.deliver(from, recipient, manifest, first);
             for payload in rest {
@@ -519,7 +520,7 @@ impl RemoteCore {
         };
         // A message for a ref of another type than the manifest's comes back boxed, and only
         // the ref's delivery function can tell whether it accepts the message.
-        let boxed = |message| match deliver(message) {
+        let boxed = |message| match deliver(&*typed, message) {
             Ok(()) => trace!(peer = %from, recipient, manifest, "delivered remote message"),
             Err(_) => {
                 debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
@@ -586,13 +587,13 @@ impl RemoteCore {
         // The recipient's ref has another type than the manifest's, so only its delivery
         // function can tell whether it accepts the message.
         let deliver = match &ask_reply {
-            Some(export) => Some(export.deliver.clone()),
+            Some(export) => Some((export.typed.clone(), export.deliver)),
             None => lock(&self.exports)
                 .by_id
                 .get(&recipient)
-                .map(|export| export.deliver.clone()),
+                .map(|export| (export.typed.clone(), export.deliver)),
         };
-        match deliver.map(|deliver| deliver(message)) {
+        match deliver.map(|(typed, deliver)| deliver(&*typed, message)) {
             Some(Ok(())) => trace!(peer = %from, recipient, manifest, "delivered remote message"),
             Some(Err(_)) => {
                 debug!(peer = %from, recipient, manifest, "dropped message of a type the recipient does not accept");
@@ -762,8 +763,15 @@ impl RemoteCore {
             )));
         }
         let local = self.local().ok_or("the remote system is not bound yet")?;
-        let path = exported.actor.path();
-        let id = self.export_local(exported, manifest);
+        // An ask's reply ref, one per ask, has its path written on the stack.
+        let mut buffer = [0u8; ASK_PATH_MAX];
+        let path = if exported.actor.is_ask_reply() {
+            Cow::Borrowed(ask_reply_path(exported.actor.id().value(), &mut buffer))
+        } else {
+            Cow::Owned(exported.actor.path())
+        };
+        debug_assert_eq!(path, exported.actor.path());
+        let id = self.export_local(exported);
         Ok(encode(view_of(local, id, &path, manifest)))
     }
 }
@@ -825,15 +833,26 @@ impl ActorRefResolver for RemoteCore {
         {
             return Ok(ImportedRef::External(actor));
         }
-        let address = Address::new(data.system, data.host, data.port).map_err(|e| e.to_string())?;
+        let node = self.node_of(&data)?;
         let actor = self
-            .new_remote_actor(
-                UniqueAddress::new(address, data.uid),
-                data.id,
-                data.path.into(),
-            )
+            .new_remote_actor(node, data.id, data.path.into())
             .ok_or("the remote system is shut down")?;
         Ok(ImportedRef::External(actor))
+    }
+}
+
+impl RemoteCore {
+    /// Returns the node that the encoded ref `data` names, or why its address is invalid.
+    fn node_of(&self, data: &SerializedActorRefView<'_>) -> Result<UniqueAddress, String> {
+        let mut last = lock(&self.last_node);
+        if let Some(node) = last.as_ref().filter(|node| names_node(data, node)) {
+            return Ok(node.clone());
+        }
+        let address = Address::new(data.system.as_ref(), data.host.as_ref(), data.port)
+            .map_err(|e| e.to_string())?;
+        let node = UniqueAddress::new(address, data.uid);
+        *last = Some(node.clone());
+        Ok(node)
     }
 }
 
@@ -853,6 +872,19 @@ fn view_of<'a>(
         path: Cow::Borrowed(path),
         manifest: Cow::Borrowed(manifest),
     }
+}
+
+/// Room for [`ASK_REPLY_PATH`] followed by any actor id.
+const ASK_PATH_MAX: usize = ASK_REPLY_PATH.len() + 20;
+
+/// Writes the path of the ask reply ref `id` into `buffer` and returns it.
+fn ask_reply_path(id: u64, buffer: &mut [u8; ASK_PATH_MAX]) -> &str {
+    use std::io::Write as _;
+    let mut rest = &mut buffer[..];
+    // Cannot fail: the buffer has room for the longest id.
+    let _ = write!(rest, "{ASK_REPLY_PATH}{id}");
+    let len = ASK_PATH_MAX - rest.len();
+    std::str::from_utf8(&buffer[..len]).unwrap_or(ASK_REPLY_PATH)
 }
 
 /// Returns true when the encoded ref `data` names the incarnation `node`.

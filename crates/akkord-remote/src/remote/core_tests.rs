@@ -463,3 +463,14 @@ async fn adapter_unexported_when_actor_stops() {
     asking.shutdown().await;
     serving.shutdown().await;
 }
+
+#[test]
+fn ask_reply_path_fits_every_id() {
+    for id in [0, 7, 1_000_000, u64::MAX] {
+        let mut buffer = [0u8; ASK_PATH_MAX];
+        assert_eq!(
+            ask_reply_path(id, &mut buffer),
+            format!("{ASK_REPLY_PATH}{id}")
+        );
+    }
+}
