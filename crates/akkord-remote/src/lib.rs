@@ -5,7 +5,9 @@
 //! lives there. It has three lanes over separate TCP connections: control (system
 //! messages, acknowledgements, heartbeats), ordinary and large. Every connection starts
 //! with a handshake that checks the protocol version, the system name, an optional shared
-//! secret and the incarnations on both ends. An association whose incarnation was
+//! secret and the incarnations on both ends. The node that opens a connection also reads
+//! what the peer writes back on it, so a peer that has not opened a lane of its own sends
+//! its replies on this node's. An association whose incarnation was
 //! quarantined is removed an hour later, with its tasks and connections, unless a newer
 //! incarnation at the address is in use ([`RemoteSettings::remove_quarantined_after`]).
 //!
@@ -18,8 +20,9 @@
 //! Without a shared secret ([`RemoteSettings::secret`]) or TLS ([`RemoteSettings::tls`]),
 //! any process that reaches the listener and gives the system name is a peer. It can send
 //! messages to every exposed actor, and to any other exported ref whose id it guesses (ids
-//! are sequential). It names its own address in the handshake, and this node dials that
-//! address for acknowledgements and replies. The listener
+//! are sequential). It names its own address in the handshake. Acknowledgements and
+//! replies go back on the connection it opened, and this node dials the named address
+//! when that connection is gone or the peer did not offer it. The listener
 //! binds loopback by default. A node reachable from other machines should bind a private
 //! interface and set a secret, or TLS where the network itself is not trusted.
 //!

@@ -30,8 +30,9 @@ thread_local! {
 /// ref to it shares the local alias id and the watchers.
 pub(crate) struct RemoteActor {
     pub(crate) node: UniqueAddress,
-    /// The transport's association with `node`, found on the first send.
-    route: RouteCache,
+    /// The transport's association with `node`, found on the first send. Targets on one
+    /// node made one after another share it.
+    route: Arc<RouteCache>,
     pub(crate) id: u64,
     pub(crate) path: String,
     alias: ActorId,
@@ -66,7 +67,7 @@ impl RemoteActor {
     ) -> Arc<Self> {
         let lane = core.lane_for(&path);
         Arc::new_cyclic(|me| RemoteActor {
-            route: RouteCache::default(),
+            route: core.route_to(&node),
             node,
             id,
             path,

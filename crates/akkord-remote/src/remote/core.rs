@@ -30,7 +30,8 @@ use super::watch::NodeWatch;
 use super::RemoteSystemSettings;
 use crate::serialization::{Decoded, InboundRecipient, SerializationRegistry};
 use crate::transport::{
-    each_envelope, lock, Destination, InboundHandler, Transport, TransportEvent, UserRun,
+    each_envelope, lock, Destination, InboundHandler, RouteCache, Transport, TransportEvent,
+    UserRun,
 };
 use crate::wire::{ActorRefData, UniqueAddressData, UserEnvelope};
 use crate::{Lane, SendError};
@@ -52,9 +53,10 @@ pub(crate) struct RemoteCore {
     /// Remote actors this node has refs to, by (incarnation uid, actor id).
     remotes: Mutex<HashMap<(u64, u64), Arc<RemoteActor>>>,
     gone: Mutex<HashSet<UniqueAddress>>,
-    /// The node of the last remote ref decoded, so that refs from one node, such as the
-    /// reply refs of its asks, share its address instead of each building it again.
-    last_node: Mutex<Option<UniqueAddress>>,
+    /// The node of the last remote ref decoded or target created, with the route to it, so
+    /// that refs to one node, such as the reply refs of its asks, share its address and the
+    /// lookup of its association instead of each repeating them.
+    last_node: Mutex<Option<(UniqueAddress, Arc<RouteCache>)>>,
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
     pub(crate) node_watch: Mutex<NodeWatch>,
@@ -845,14 +847,28 @@ impl RemoteCore {
     /// Returns the node that the encoded ref `data` names, or why its address is invalid.
     fn node_of(&self, data: &SerializedActorRefView<'_>) -> Result<UniqueAddress, String> {
         let mut last = lock(&self.last_node);
-        if let Some(node) = last.as_ref().filter(|node| names_node(data, node)) {
+        if let Some((node, _)) = last.as_ref().filter(|(node, _)| names_node(data, node)) {
             return Ok(node.clone());
         }
         let address = Address::new(data.system.as_ref(), data.host.as_ref(), data.port)
             .map_err(|e| e.to_string())?;
         let node = UniqueAddress::new(address, data.uid);
-        *last = Some(node.clone());
+        *last = Some((node.clone(), Arc::default()));
         Ok(node)
+    }
+
+    /// Returns the route to `node` for a new target there: the one of the last node when
+    /// it is `node`, else a new one that becomes the last node's.
+    pub(crate) fn route_to(&self, node: &UniqueAddress) -> Arc<RouteCache> {
+        let mut last = lock(&self.last_node);
+        match last.as_ref() {
+            Some((known, route)) if known == node => route.clone(),
+            _ => {
+                let route = Arc::<RouteCache>::default();
+                *last = Some((node.clone(), route.clone()));
+                route
+            }
+        }
     }
 }
 
