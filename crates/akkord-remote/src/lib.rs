@@ -22,7 +22,9 @@
 //! messages to every exposed actor, and to any other exported ref whose id it guesses (ids
 //! are sequential). It names its own address in the handshake. Acknowledgements and
 //! replies go back on the connection it opened, and this node dials the named address
-//! when that connection is gone or the peer did not offer it. The listener
+//! when that connection is gone or the peer did not offer it. So such a process can also
+//! claim the address of a node this node has not talked to yet, and receive what this
+//! node then sends there. The listener
 //! binds loopback by default. A node reachable from other machines should bind a private
 //! interface and set a secret, or TLS where the network itself is not trusted.
 //!

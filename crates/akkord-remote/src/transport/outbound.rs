@@ -770,13 +770,16 @@ impl LaneWriter {
     fn next_batch(&self, peer: &UniqueAddress, closing: bool) -> Option<Batch> {
         let quarantined = self.inner.is_quarantined(peer);
         loop {
-            let batch = self.queue().take()?;
+            let mut batch = self.queue().take()?;
             let wrong_target = batch.target_uid.is_some_and(|uid| uid != peer.uid);
             if closing && wrong_target && !batch.farewell {
                 let target = UniqueAddress::new(peer.address.clone(), batch.target_uid?);
                 if !self.inner.is_quarantined(&target) {
-                    self.queue().put_back(batch);
-                    return None;
+                    match self.queue().put_back(batch) {
+                        Ok(()) => return None,
+                        // The association was removed: the batch is dropped below.
+                        Err(returned) => batch = returned,
+                    }
                 }
             }
             let barred = quarantined && !batch.farewell;

@@ -239,11 +239,16 @@ impl LaneQueue {
         Some(batch)
     }
 
-    /// Puts `batch`, taken last, back at the head of the queue.
-    pub(crate) fn put_back(&self, batch: Batch) {
+    /// Puts `batch`, taken last, back at the head of the queue. Returns it when the queue
+    /// was closed since.
+    pub(crate) fn put_back(&self, batch: Batch) -> Result<(), Batch> {
         let mut state = lock(&self.state);
+        if state.closed {
+            return Err(batch);
+        }
         state.frames += batch.frames as usize;
         state.batches.push_front(batch);
+        Ok(())
     }
 
     /// Returns the buffer of a written batch for reuse.
@@ -396,6 +401,21 @@ mod tests {
         assert!(queue.is_empty());
         assert_eq!(push_bytes(&queue, None, b"c"), Err(PushError::Closed));
         assert!(queue.take().is_none());
+    }
+
+    #[test]
+    fn batch_put_back_is_taken_first_until_closed() {
+        let queue = batching_queue(4, 1024);
+        push_bytes(&queue, Some(1), b"a").unwrap();
+        push_bytes(&queue, Some(2), b"b").unwrap();
+        let first = queue.take().unwrap();
+        assert!(queue.put_back(first).is_ok());
+        assert_eq!(queue.take().unwrap().target_uid, Some(1));
+        let second = queue.take().unwrap();
+        assert_eq!(queue.close(), 0);
+        let returned = queue.put_back(second).unwrap_err();
+        assert_eq!(returned.target_uid, Some(2));
+        assert!(queue.is_empty());
     }
 
     #[tokio::test]
