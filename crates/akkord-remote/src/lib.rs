@@ -23,8 +23,8 @@
 //! are sequential). It names its own address in the handshake. Acknowledgements and
 //! replies go back on the connection it opened, and this node dials the named address
 //! when that connection is gone or the peer did not offer it. So such a process can also
-//! claim the address of a node this node has not talked to yet, and receive what this
-//! node then sends there. The listener
+//! claim another node's address, and receive what this node sends to that node while it
+//! has no connection of its own there. The listener
 //! binds loopback by default. A node reachable from other machines should bind a private
 //! interface and set a secret, or TLS where the network itself is not trusted.
 //!
