@@ -64,6 +64,20 @@ async fn nodes_with_cluster_ca_talk() {
     let received = a.next().await;
     assert!(received.system);
     assert_eq!(received.from, b.address());
+
+    // B answers on the ordinary lane over the TLS connection A opened.
+    b.transport
+        .send(
+            &Destination::Node(a.address()),
+            Lane::Ordinary,
+            &envelope(3, "m", b"back over tls"),
+        )
+        .unwrap();
+    let received = a.next().await;
+    assert_eq!(&received.envelope.payload[..], b"back over tls");
+    let ordinary = Lane::Ordinary.index();
+    assert_eq!(b.transport.stats().connections_taken[ordinary], 1);
+    assert_eq!(b.transport.stats().connections_opened[ordinary], 0);
 }
 
 #[tokio::test]
