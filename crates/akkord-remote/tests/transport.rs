@@ -653,6 +653,20 @@ async fn scripted_peer(uid: u64) -> (tokio::net::TcpListener, UniqueAddress) {
     (listener, address)
 }
 
+/// Waits up to ten seconds for a lane connection to the scripted peer `peer` on `listener`
+/// and accepts its handshake. Returns the connection and the bytes it opened with.
+async fn accept_lane(
+    listener: &tokio::net::TcpListener,
+    peer: &UniqueAddress,
+) -> (TcpStream, Vec<u8>) {
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("no connection to the scripted peer within 10 s")
+        .unwrap();
+    let opened = accept_handshake(&mut stream, peer).await;
+    (stream, opened)
+}
+
 /// Accepts the handshake of a lane connection to the scripted peer `peer`. Returns the
 /// bytes the connection opened with, which start with the lane's preamble.
 async fn accept_handshake(stream: &mut TcpStream, peer: &UniqueAddress) -> Vec<u8> {
@@ -704,11 +718,7 @@ async fn peer_without_duplex_is_dialed_back() {
             &envelope(2, "m", b""),
         )
         .unwrap();
-    let (mut back, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("B did not connect to the peer within 10 s")
-        .unwrap();
-    let opened = accept_handshake(&mut back, &peer).await;
+    let (_back, opened) = accept_lane(&listener, &peer).await;
     assert_eq!(
         opened[..encode_preamble(Lane::Ordinary).len()],
         encode_preamble(Lane::Ordinary)
@@ -730,14 +740,6 @@ async fn malformed_frame_written_back_closes_connection() {
     let _ = logs();
     let b = Node::start(settings()).await;
     let (listener, peer) = scripted_peer(6).await;
-    let accept = || async {
-        let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-            .await
-            .expect("B did not connect to the peer within 10 s")
-            .unwrap();
-        accept_handshake(&mut stream, &peer).await;
-        stream
-    };
     b.transport
         .send(
             &Destination::Node(peer.clone()),
@@ -745,7 +747,7 @@ async fn malformed_frame_written_back_closes_connection() {
             &envelope(1, "m", b""),
         )
         .unwrap();
-    let mut first = accept().await;
+    let (mut first, _) = accept_lane(&listener, &peer).await;
     // A length header beyond the ordinary lane's frame limit.
     first.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
     let mut rest = Vec::new();
@@ -768,5 +770,5 @@ async fn malformed_frame_written_back_closes_connection() {
             &envelope(2, "m", b""),
         )
         .unwrap();
-    accept().await;
+    accept_lane(&listener, &peer).await;
 }
