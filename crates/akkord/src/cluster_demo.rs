@@ -333,26 +333,33 @@ async fn drive(
         let _ = sender.send(msg);
     });
 
-    // Wait for every node to be Up before the clock for throughput starts.
+    // Wait for every node to be Up before the clock for throughput starts, this client
+    // included: the split-brain resolver does not count a member that is still Joining or
+    // WeaklyUp, so killing two nodes before the client is Up would leave the survivors a
+    // minority that downs itself.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let is_up = |m: &akkord_cluster::member::Member| {
+            m.status == akkord_cluster::member::MemberStatus::Up
+        };
         let up = client
             .cluster
             .state()
             .members
             .iter()
-            .filter(|m| {
-                m.has_role(WORKER_ROLE) && m.status == akkord_cluster::member::MemberStatus::Up
-            })
+            .filter(|m| m.has_role(WORKER_ROLE) && is_up(m))
             .count();
+        let client_up = client.cluster.self_member().is_some_and(|m| is_up(&m));
         drain_events(&mut events, &mut timeline, &progress);
-        if up == processes.len() {
+        if up == processes.len() && client_up {
             break;
         }
         if Instant::now() > deadline {
             bail!(
-                "only {up} of {} nodes became Up within 60 s; see the node logs",
-                processes.len()
+                "only {up} of {} nodes became Up within 60 s (this client: {}); see the node \
+                 logs",
+                processes.len(),
+                if client_up { "Up" } else { "not Up" }
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
