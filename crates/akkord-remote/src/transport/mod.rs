@@ -8,10 +8,11 @@
 //! this one, and this node reads and dispatches it like a frame of an inbound connection.
 //! A request and its reply then travel on one connection, which saves the peer a
 //! connection and each side a TCP acknowledgement of its own per message. A lane that
-//! took a peer's connection connects by itself again once that connection closes. On an idle plain TCP lane, a sender writes a lone frame itself (see `queue`).
-//! A lost connection reconnects with exponential backoff while messages wait in the
-//! bounded queue; a full queue drops new messages and counts them, so a slow or stuck peer
-//! never blocks callers or other associations.
+//! took a peer's connection connects by itself again once that connection closes. On an
+//! idle plain TCP lane, a sender writes a lone frame itself (see `queue`). A lost
+//! connection reconnects with exponential backoff while messages wait in the bounded
+//! queue; a full queue drops new messages and counts them, so a slow or stuck peer never
+//! blocks callers or other associations.
 //!
 //! An association lives while an incarnation at its address may still be talked to. Once
 //! an incarnation there is quarantined and [`RemoteSettings::remove_quarantined_after`]
@@ -754,9 +755,7 @@ impl Inner {
             closed: entry.closed.clone(),
         })
     }
-}
 
-impl Inner {
     /// Offers the write half of an inbound connection on `lane` to the lane writer of the
     /// association with the connection's peer, in place of an earlier offer. Returns the
     /// offer's id, for [`Inner::withdraw_link`].
