@@ -45,31 +45,8 @@ use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-/// Invalid value of a cluster setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid setting {field} = {value}: {requirement}")]
-pub struct InvalidSetting {
-    /// Name of the rejected field.
-    pub field: &'static str,
-    /// The rejected value, formatted for humans.
-    pub value: String,
-    /// Description of a valid value.
-    pub requirement: &'static str,
-}
-
-impl InvalidSetting {
-    pub(crate) fn new(
-        field: &'static str,
-        value: impl std::fmt::Debug,
-        requirement: &'static str,
-    ) -> Self {
-        Self {
-            field,
-            value: format!("{value:?}"),
-            requirement,
-        }
-    }
-}
+/// Invalid value of a cluster setting: the remote transport's settings error, shared.
+pub use akkord_remote::settings::InvalidSetting;
 
 /// Settings of the phi accrual failure detector.
 ///

@@ -127,12 +127,12 @@ impl RemoteSettings {
 /// heartbeats always fit.
 pub const MIN_FRAME_MAX: usize = 1024;
 
-/// Invalid value of a remote setting.
+/// Invalid value of a setting of the remote transport, or of the cluster built on it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid remote setting {field} = {value}: {requirement}")]
-pub struct InvalidRemoteSetting {
-    /// Name of the rejected field, as a path from [`RemoteSettings`] or from
-    /// [`crate::RemoteSystemSettings`].
+#[error("invalid setting {field} = {value}: {requirement}")]
+pub struct InvalidSetting {
+    /// Name of the rejected field, as a path from the settings value that contains it, such
+    /// as `watch.heartbeat_interval` in [`crate::RemoteSystemSettings`].
     pub field: &'static str,
     /// The rejected value, formatted for humans.
     pub value: String,
@@ -140,8 +140,9 @@ pub struct InvalidRemoteSetting {
     pub requirement: &'static str,
 }
 
-impl InvalidRemoteSetting {
-    pub(crate) fn new(
+impl InvalidSetting {
+    /// Creates the error for `field`, whose `value` fails `requirement`.
+    pub fn new(
         field: &'static str,
         value: impl std::fmt::Debug,
         requirement: &'static str,
@@ -155,11 +156,9 @@ impl InvalidRemoteSetting {
 }
 
 /// Returns an error naming the first of `fields` whose duration is zero.
-pub(crate) fn require_nonzero(
-    fields: &[(&'static str, Duration)],
-) -> Result<(), InvalidRemoteSetting> {
+pub(crate) fn require_nonzero(fields: &[(&'static str, Duration)]) -> Result<(), InvalidSetting> {
     match fields.iter().find(|(_, value)| value.is_zero()) {
-        Some(&(field, value)) => Err(InvalidRemoteSetting::new(
+        Some(&(field, value)) => Err(InvalidSetting::new(
             field,
             value,
             "expected a duration greater than zero, for example 1 s",
@@ -173,12 +172,12 @@ impl RemoteSettings {
     ///
     /// # Errors
     ///
-    /// Returns [`InvalidRemoteSetting`] naming the first field out of range: a zero
+    /// Returns [`InvalidSetting`] naming the first field out of range: a zero
     /// duration, a zero queue size, batch size or redelivery buffer, a frame limit outside
     /// [`MIN_FRAME_MAX`] to `u32::MAX` bytes, or a `reconnect_backoff_max` below
     /// `reconnect_backoff_min`. The system name and host are checked where the address is
     /// made.
-    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         let durations = [
             ("handshake_timeout", self.handshake_timeout),
             ("connect_timeout", self.connect_timeout),
@@ -193,7 +192,7 @@ impl RemoteSettings {
         ];
         require_nonzero(&durations)?;
         if self.reconnect_backoff_max < self.reconnect_backoff_min {
-            return Err(InvalidRemoteSetting::new(
+            return Err(InvalidSetting::new(
                 "reconnect_backoff_max",
                 self.reconnect_backoff_max,
                 "expected at least reconnect_backoff_min",
@@ -206,7 +205,7 @@ impl RemoteSettings {
         ];
         for (field, value) in frame_limits {
             if value < MIN_FRAME_MAX || u32::try_from(value).is_err() {
-                return Err(InvalidRemoteSetting::new(
+                return Err(InvalidSetting::new(
                     field,
                     value,
                     "expected 1024 bytes up to 4 GiB less one byte, for example 256 KiB",
@@ -222,11 +221,7 @@ impl RemoteSettings {
         ];
         for (field, value) in counts {
             if value == 0 {
-                return Err(InvalidRemoteSetting::new(
-                    field,
-                    value,
-                    "expected at least 1",
-                ));
+                return Err(InvalidSetting::new(field, value, "expected at least 1"));
             }
         }
         Ok(())
@@ -274,7 +269,7 @@ mod tests {
             assert_eq!(error.field, field);
             assert!(error
                 .to_string()
-                .starts_with(&format!("invalid remote setting {field} = ")));
+                .starts_with(&format!("invalid setting {field} = ")));
         }
     }
 }

@@ -545,7 +545,7 @@ async fn bind_rejects_out_of_range_settings() {
     );
     assert_eq!(
         error.to_string(),
-        "invalid remote setting watch.heartbeat_interval = 0ns: expected a duration greater \
+        "invalid setting watch.heartbeat_interval = 0ns: expected a duration greater \
          than zero, for example 1 s"
     );
 

@@ -83,7 +83,7 @@ use tokio_util::sync::CancellationToken;
 use self::core::{Handler, RemoteCore};
 use self::protocol::{LookupRequest, LOOKUP_REQUEST, PROTOCOL_RECIPIENT};
 use crate::serialization::SerializationRegistry;
-use crate::settings::{InvalidRemoteSetting, RemoteSettings};
+use crate::settings::{InvalidSetting, RemoteSettings};
 use crate::transport::{lock, Destination, SendError, Transport, TransportError};
 use crate::wire::UserEnvelope;
 use crate::Lane;
@@ -118,9 +118,9 @@ impl RemoteSystemSettings {
     ///
     /// # Errors
     ///
-    /// Returns [`InvalidRemoteSetting`] naming the first field out of range (see
+    /// Returns [`InvalidSetting`] naming the first field out of range (see
     /// [`RemoteSettings::validate`] and [`WatchSettings::validate`]).
-    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.transport.validate()?;
         self.watch.validate()
     }

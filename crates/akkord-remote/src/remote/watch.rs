@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use akkord_actor::address::UniqueAddress;
 
 use crate::phi::{PhiAccrualDetector, PhiSettings};
-use crate::settings::{require_nonzero, InvalidRemoteSetting};
+use crate::settings::{require_nonzero, InvalidSetting};
 
 /// Settings of remote death watch, field by field. Defaults are Akka's
 /// `akka.remote.watch-failure-detector` values.
@@ -38,11 +38,11 @@ impl WatchSettings {
     ///
     /// # Errors
     ///
-    /// Returns [`InvalidRemoteSetting`] naming the first field out of range: a zero
+    /// Returns [`InvalidSetting`] naming the first field out of range: a zero
     /// `heartbeat_interval`, `expected_response_after`, minimum deviation or first
     /// heartbeat estimate, a threshold that is not a positive number, or a zero sample
     /// size.
-    pub fn validate(&self) -> Result<(), InvalidRemoteSetting> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         let detector = &self.detector;
         let durations = [
             ("watch.heartbeat_interval", self.heartbeat_interval),
@@ -61,14 +61,14 @@ impl WatchSettings {
         ];
         require_nonzero(&durations)?;
         if !(detector.threshold.is_finite() && detector.threshold > 0.0) {
-            return Err(InvalidRemoteSetting::new(
+            return Err(InvalidSetting::new(
                 "watch.detector.threshold",
                 detector.threshold,
                 "expected a number greater than zero, for example 10",
             ));
         }
         if detector.max_sample_size == 0 {
-            return Err(InvalidRemoteSetting::new(
+            return Err(InvalidSetting::new(
                 "watch.detector.max_sample_size",
                 detector.max_sample_size,
                 "expected at least 1, for example 200",

@@ -43,7 +43,7 @@ use tracing::{info, warn};
 use crate::frame::Lane;
 use crate::handshake::HandshakeAcceptor;
 use crate::redelivery::SystemMessageReceiver;
-use crate::settings::{InvalidRemoteSetting, RemoteSettings};
+use crate::settings::{InvalidSetting, RemoteSettings};
 use crate::tls::TlsError;
 use crate::wire::{
     encode_user_envelope, user_envelope_len, ControlFrame, ControlMessage, HeartbeatRequest,
@@ -207,7 +207,7 @@ pub enum TransportError {
     Tls(#[from] TlsError),
     /// A setting is out of range; nothing was bound.
     #[error(transparent)]
-    InvalidSettings(#[from] InvalidRemoteSetting),
+    InvalidSettings(#[from] InvalidSetting),
 }
 
 /// Failure to queue an outbound message. The message was not sent.
