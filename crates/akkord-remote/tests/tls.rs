@@ -65,7 +65,7 @@ async fn nodes_with_cluster_ca_talk() {
     assert!(received.system);
     assert_eq!(received.from, b.address());
 
-    // B answers on the ordinary lane over the TLS connection A opened.
+    // B replies on the ordinary lane over the TLS connection that A opened.
     b.transport
         .send(
             &Destination::Node(a.address()),

@@ -327,9 +327,7 @@ async fn new_incarnation_reached_by_uid() {
 
     b.transport.shutdown().await;
     drop(b);
-    let mut restarted = settings();
-    restarted.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
-    let mut b2 = Node::start(restarted).await;
+    let mut b2 = Node::start_in_place_of(&old).await;
 
     // The caller learned the new uid elsewhere (for example from cluster gossip) before the
     // transport did. Messages to it must be queued, not refused for the old incarnation.
@@ -532,9 +530,7 @@ async fn association_used_by_new_incarnation_is_kept() {
     b.transport.shutdown().await;
     drop(b);
     a.transport.quarantine(&old, "test decided so");
-    let mut restarted = settings();
-    restarted.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
-    let mut b2 = Node::start(restarted).await;
+    let mut b2 = Node::start_in_place_of(&old).await;
     a.transport
         .send(
             &Destination::Node(b2.address()),
@@ -684,8 +680,8 @@ async fn accept_handshake(stream: &mut TcpStream, peer: &UniqueAddress) -> Vec<u
     opening
 }
 
-/// A peer whose handshake does not offer its connection back, as one of an older version,
-/// is sent to on a connection this node opens.
+/// A peer whose handshake does not offer its connection back, such as an older version,
+/// gets a connection that this node opens.
 #[tokio::test]
 async fn peer_without_duplex_is_dialed_back() {
     use akkord_remote::frame::encode_frame;
@@ -731,7 +727,7 @@ async fn peer_without_duplex_is_dialed_back() {
     assert_eq!(b.transport.stats().connections_taken[ordinary], 0);
 }
 
-/// Bytes a peer writes back on a connection this node opened are read as frames: a
+/// Bytes a peer writes back on a connection this node opened are read as frames. A
 /// malformed one closes that connection with a warning, and the lane connects again.
 #[tokio::test]
 async fn malformed_frame_written_back_closes_connection() {
@@ -751,7 +747,7 @@ async fn malformed_frame_written_back_closes_connection() {
     // A length header beyond the ordinary lane's frame limit.
     first.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
     let mut rest = Vec::new();
-    // B closes the connection, after the message it had queued.
+    // B closes the connection after writing the message it had queued.
     tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut rest))
         .await
         .expect("B did not close the connection within 10 s")

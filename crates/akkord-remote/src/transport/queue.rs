@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_put_back_is_taken_first_until_closed() {
+    fn put_back_batch_comes_first() {
         let queue = batching_queue(4, 1024);
         push_bytes(&queue, Some(1), b"a").unwrap();
         push_bytes(&queue, Some(2), b"b").unwrap();

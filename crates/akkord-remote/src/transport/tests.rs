@@ -23,8 +23,19 @@ impl InboundHandler for Inbox {
 }
 
 async fn node() -> (Transport, mpsc::UnboundedReceiver<UserEnvelope>) {
+    bind(RemoteSettings::new("test")).await
+}
+
+/// Binds a node at the port of `old`, as the next incarnation there.
+async fn restart_at(old: &UniqueAddress) -> (Transport, mpsc::UnboundedReceiver<UserEnvelope>) {
+    let mut settings = RemoteSettings::new("test");
+    settings.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+    bind(settings).await
+}
+
+async fn bind(settings: RemoteSettings) -> (Transport, mpsc::UnboundedReceiver<UserEnvelope>) {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let transport = Transport::bind(RemoteSettings::new("test"), Arc::new(Inbox(sender)))
+    let transport = Transport::bind(settings, Arc::new(Inbox(sender)))
         .await
         .unwrap();
     (transport, receiver)
@@ -111,12 +122,7 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
     .await;
     b.shutdown().await;
 
-    let mut settings = RemoteSettings::new("test");
-    settings.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
-    let (sender, _inbox) = mpsc::unbounded_channel();
-    let restarted = Transport::bind(settings, Arc::new(Inbox(sender)))
-        .await
-        .unwrap();
+    let (restarted, _inbox) = restart_at(&old).await;
     // A message to the old incarnation makes A's lane reach the new one. The first may go
     // into the old connection before A notices that it closed, so one is sent per poll.
     wait_until("A forgets the replaced incarnation", WAIT, || {
@@ -135,7 +141,7 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
 }
 
 #[tokio::test]
-async fn reply_uses_the_connection_the_peer_opened() {
+async fn reply_uses_peer_opened_connection() {
     let (a, mut a_inbox) = node().await;
     let (b, mut b_inbox) = node().await;
     let message = |recipient| UserEnvelope::without_sender(recipient, "m", Bytes::new());
@@ -164,12 +170,7 @@ async fn reply_uses_the_connection_the_peer_opened() {
     // Once A's connection closes, B connects to A's next incarnation itself.
     let old = a.local_address().clone();
     a.shutdown().await;
-    let mut settings = RemoteSettings::new("test");
-    settings.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
-    let (sender, mut restarted_inbox) = mpsc::unbounded_channel();
-    let restarted = Transport::bind(settings, Arc::new(Inbox(sender)))
-        .await
-        .unwrap();
+    let (restarted, mut restarted_inbox) = restart_at(&old).await;
     wait_until("B sees A's connection close", WAIT, || {
         lock(&b.inner.inbound_peers).get(&old).is_none()
     })

@@ -80,6 +80,13 @@ impl Node {
         }
     }
 
+    /// Starts a node at the port of `old`, as the next incarnation there.
+    pub async fn start_in_place_of(old: &UniqueAddress) -> Node {
+        let mut restarted = settings();
+        restarted.bind = format!("127.0.0.1:{}", old.address.port()).parse().unwrap();
+        Node::start(restarted).await
+    }
+
     pub fn address(&self) -> UniqueAddress {
         self.transport.local_address().clone()
     }
