@@ -6,8 +6,8 @@
 //! messages, acknowledgements, heartbeats), ordinary and large. Every connection starts
 //! with a handshake that checks the protocol version, the system name, an optional shared
 //! secret and the incarnations on both ends. The node that opens a connection also reads
-//! what the peer writes back on it, so a peer that has not opened a lane of its own sends
-//! its replies on this node's. An association whose incarnation was
+//! what the peer writes back on it. So a peer without a connection of its own on a lane
+//! sends its replies on the one this node opened. An association whose incarnation was
 //! quarantined is removed an hour later, with its tasks and connections, unless a newer
 //! incarnation at the address is in use ([`RemoteSettings::remove_quarantined_after`]).
 //!

@@ -65,7 +65,7 @@ pub struct HandshakeRequest {
     #[prost(bytes = "vec", optional, tag = "5")]
     pub secret_proof: Option<Vec<u8>>,
     /// True when the caller also reads lane frames that the receiver writes back on this
-    /// connection, so the receiver may send to the caller without opening a connection of
+    /// connection. The receiver may then send to the caller without opening a connection of
     /// its own. A caller that leaves it unset only writes to the connection.
     #[prost(bool, tag = "6")]
     pub duplex: bool,

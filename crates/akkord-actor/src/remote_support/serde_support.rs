@@ -116,7 +116,7 @@ pub struct ExportedRef {
     pub message_type_name: &'static str,
     /// The typed ref, an `ActorRef<M>`, returned when the ref is imported back home.
     pub typed: Arc<dyn Any + Send + Sync>,
-    /// Delivers a message of the ref's type to it, given `typed`.
+    /// Function that delivers a message of the ref's type to `typed`.
     pub deliver: DeliverFn,
 }
 

@@ -53,9 +53,8 @@ pub(crate) struct RemoteCore {
     /// Remote actors this node has refs to, by (incarnation uid, actor id).
     remotes: Mutex<HashMap<(u64, u64), Arc<RemoteActor>>>,
     gone: Mutex<HashSet<UniqueAddress>>,
-    /// The node of the last remote ref decoded or target created, with the route to it, so
-    /// that refs to one node, such as the reply refs of its asks, share its address and the
-    /// lookup of its association instead of each repeating them.
+    /// The node of the last remote ref decoded or target created, with the route to it.
+    /// Consecutive refs to one node, such as the reply refs of its asks, share both.
     last_node: Mutex<Option<(UniqueAddress, Arc<RouteCache>)>>,
     /// Watches of local actors by remote nodes: (watching node, actor id) → watcher id.
     remote_watchers: Mutex<HashMap<(UniqueAddress, u64), ActorId>>,
@@ -857,8 +856,8 @@ impl RemoteCore {
         Ok(node)
     }
 
-    /// Returns the route to `node` for a new target there: the one of the last node when
-    /// it is `node`, else a new one that becomes the last node's.
+    /// Returns the route for a new target on `node`: the last node's route when that node is
+    /// `node`, otherwise a new route, which becomes the last node's.
     pub(crate) fn route_to(&self, node: &UniqueAddress) -> Arc<RouteCache> {
         let mut last = lock(&self.last_node);
         match last.as_ref() {
@@ -897,7 +896,7 @@ const ASK_PATH_MAX: usize = ASK_REPLY_PATH.len() + 20;
 fn ask_reply_path(id: u64, buffer: &mut [u8; ASK_PATH_MAX]) -> &str {
     use std::io::Write as _;
     let mut rest = &mut buffer[..];
-    // Cannot fail: the buffer has room for the longest id.
+    // The write cannot fail, because the buffer has room for the longest id.
     let _ = write!(rest, "{ASK_REPLY_PATH}{id}");
     let len = ASK_PATH_MAX - rest.len();
     std::str::from_utf8(&buffer[..len]).unwrap_or(ASK_REPLY_PATH)

@@ -74,7 +74,8 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
         return;
     };
     let (reader, sink) = link.split();
-    // Holds the write side open while this task reads, whoever else holds the sink.
+    // Keeps the write side open while this task reads, even once the lane writer drops the
+    // sink.
     let _open = sink.keep_open();
     let closed = CancellationToken::new();
     // Without an offer the sink is kept, not dropped, so the connection stays whole while
@@ -134,12 +135,11 @@ pub(super) async fn read_returned_frames(
     };
     let result = tokio::select! {
         biased;
-        // The association's writer reacts to the quarantine.
+        // On a quarantine the lane writer leaves by itself, after writing the notice.
         _ = registration.closed.cancelled() => return,
         _ = closed.cancelled() => return,
         result = read_frames(&inner, reader, lane, &peer, BytesMut::new()) => result,
     };
-    closed.cancel();
     match result {
         Ok(()) => debug!(peer = %peer, lane = %lane, "outbound connection closed by peer"),
         Err(error) => {
@@ -147,6 +147,8 @@ pub(super) async fn read_returned_frames(
             warn!(peer = %peer, lane = %lane, %error, "closing outbound connection: invalid frames written back");
         }
     }
+    // Counted and logged before the lane writer learns that the connection closed.
+    closed.cancel();
 }
 
 enum HandshakeFailure {

@@ -3,11 +3,11 @@
 //!
 //! Each lane of an association is a separate TCP connection. A lane connects on its first
 //! message, performs the handshake and then writes batches of queued frames. The handshake
-//! offers the connection for the other direction too (`duplex`): when the peer has a
-//! message for this node on that lane and no connection of its own, it writes it back on
-//! this one, and this node reads and dispatches it like a frame of an inbound connection.
-//! A request and its reply then travel on one connection, which saves the peer a
-//! connection and each side a TCP acknowledgement of its own per message. A lane that
+//! also offers the connection for the other direction (`duplex`). A peer that has no
+//! connection of its own on that lane then writes its frames back on this one, and this
+//! node dispatches them like those of an inbound connection. So a request and its reply
+//! travel on one connection, which saves the peer a connection and each side a TCP
+//! acknowledgement of its own per message. A lane that
 //! took a peer's connection connects by itself again once that connection closes. On an
 //! idle plain TCP lane, a sender writes a lone frame itself (see `queue`). A lost
 //! connection reconnects with exponential backoff while messages wait in the bounded

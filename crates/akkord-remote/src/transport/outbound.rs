@@ -432,10 +432,10 @@ impl Association {
         true
     }
 
-    /// Records `peer`, whose connection to this node the lane writers may write to, as the
-    /// incarnation talked to. Returns false, changing nothing, when another incarnation is
-    /// talked to or expected, or `peer` is quarantined: only a handshake this node sends
-    /// may show that an incarnation was replaced.
+    /// Records `peer`, whose connection to this node a lane writer takes, as the incarnation
+    /// talked to. Returns false, changing nothing, when `peer` is quarantined or another
+    /// incarnation is talked to or expected. Only a handshake that this node sends may show
+    /// that an incarnation was replaced.
     fn confirm_offered(&self, inner: &Inner, peer: &UniqueAddress) -> bool {
         if inner.is_quarantined(peer) {
             return false;
@@ -502,8 +502,8 @@ impl LaneWriter {
             }
             self.generation.mark_unchanged();
 
-            // Step 2: take the connection the peer opened, or connect and handshake; on
-            // failure wait and retry.
+            // Step 2: take the connection the peer opened, or connect and handshake. On
+            // failure, wait and retry.
             let result = match self.take_offered() {
                 Some(connected) => Ok(connected),
                 None => tokio::select! {
@@ -583,8 +583,8 @@ impl LaneWriter {
         }
     }
 
-    /// Takes the connection that the peer opened to this node on this lane, when the
-    /// association may talk to its incarnation.
+    /// Takes the connection that the peer opened to this node on this lane, if the
+    /// association may talk to the peer's incarnation.
     fn take_offered(&self) -> Option<Connected> {
         let association = &self.association;
         let link = self
@@ -600,8 +600,8 @@ impl LaneWriter {
         Some(Connected { peer, sink, closed })
     }
 
-    /// Connects to the peer and performs the handshake, then reads in a task of its own
-    /// what the peer writes back on the connection.
+    /// Connects to the peer and performs the handshake. A task of its own then reads what
+    /// the peer writes back on the connection.
     async fn connect(&self) -> Result<Connected, LaneError> {
         let settings = &self.inner.settings;
         let remote = &self.association.remote;
@@ -764,20 +764,21 @@ impl LaneWriter {
     /// Takes the next batch to write to `peer`, dropping and counting those for another
     /// incarnation or for a quarantined one.
     ///
-    /// While `closing`, because `peer` was quarantined or replaced, a batch for another
-    /// incarnation that may still be talked to stays queued for the next connection, and
-    /// this returns `None`.
+    /// While `closing` (`peer` was quarantined or replaced), a batch for another incarnation
+    /// that is not quarantined stays queued for the next connection, and this returns
+    /// `None`.
     fn next_batch(&self, peer: &UniqueAddress, closing: bool) -> Option<Batch> {
         let quarantined = self.inner.is_quarantined(peer);
         loop {
             let mut batch = self.queue().take()?;
-            let wrong_target = batch.target_uid.is_some_and(|uid| uid != peer.uid);
-            if closing && wrong_target && !batch.farewell {
-                let target = UniqueAddress::new(peer.address.clone(), batch.target_uid?);
+            let other_target = batch.target_uid.filter(|&uid| uid != peer.uid);
+            let wrong_target = other_target.is_some();
+            if let Some(uid) = other_target.filter(|_| closing && !batch.farewell) {
+                let target = UniqueAddress::new(peer.address.clone(), uid);
                 if !self.inner.is_quarantined(&target) {
                     match self.queue().put_back(batch) {
                         Ok(()) => return None,
-                        // The association was removed: the batch is dropped below.
+                        // The association was removed, so the batch is dropped below.
                         Err(returned) => batch = returned,
                     }
                 }

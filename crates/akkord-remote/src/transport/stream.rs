@@ -93,8 +93,8 @@ impl LaneSink {
         }
     }
 
-    /// Returns a handle that keeps a plain TCP connection's write side open while it lives:
-    /// the socket's write side shuts down when its last handle drops.
+    /// Returns a handle that keeps a plain TCP connection's write side open while it lives,
+    /// because the socket's write side shuts down when its last handle drops.
     pub(crate) fn keep_open(&self) -> Option<Arc<OwnedWriteHalf>> {
         match self {
             LaneSink::Shared(socket) => Some(socket.clone()),
@@ -104,11 +104,13 @@ impl LaneSink {
 }
 
 /// The write half of a connection that a peer opened, offered to the lane writer of the
-/// association with that peer so it can send without opening a connection of its own.
+/// association with that peer, which then sends on it instead of opening a connection.
 pub(crate) struct OfferedLink {
-    /// Tells this offer from a later one of the same peer and lane.
+    /// Identifier that tells this offer from a later one of the same peer and lane.
     pub(crate) id: u64,
+    /// Incarnation that opened the connection.
     pub(crate) peer: UniqueAddress,
+    /// Write half of the connection.
     pub(crate) sink: LaneSink,
     /// Cancelled when either side stops using the connection.
     pub(crate) closed: CancellationToken,
