@@ -245,41 +245,37 @@ impl<A: Actor> ActorCell<A> {
         self.lock().running.take()
     }
 
-    /// Takes the next system message, or refills `batch` with user messages when it is empty
-    /// and the actor accepts them.
+    /// Takes the next system message, or, when `batch` is empty and the actor accepts user
+    /// messages, the next user message. Further user messages waiting go into `batch`.
     ///
     /// Taking several user messages under one lock keeps the lock off the sender's path; a
-    /// bounded mailbox takes one at a time so that its capacity stays exact.
-    fn next(
-        &self,
-        accepts_user: bool,
-        batch: &mut VecDeque<Envelope<A::Msg>>,
-    ) -> Option<SystemMessage> {
+    /// bounded mailbox takes one at a time so that its capacity stays exact. A lone message
+    /// comes back as [`Next::User`] without touching `batch`, so a turn for one message,
+    /// such as a request, allocates no batch.
+    fn next(&self, accepts_user: bool, batch: &mut VecDeque<Envelope<A::Msg>>) -> Next<A::Msg> {
         let mut inner = self.lock();
         if let Some(msg) = inner.system.pop_front() {
             if inner.system.is_empty() {
                 self.has_system.store(false, Ordering::Release);
             }
-            return Some(msg);
+            return Next::System(msg);
         }
         self.has_system.store(false, Ordering::Release);
         if !accepts_user || !batch.is_empty() {
-            return None;
+            return Next::Nothing;
         }
-        let limit = if self.bounded.is_some() {
-            1
-        } else {
-            self.system.config.throughput.get()
+        let Some(first) = inner.user.pop_front() else {
+            return Next::Nothing;
         };
-        let count = limit.min(inner.user.len());
-        batch.extend(inner.user.drain(..count));
-        drop(inner);
-        if count > 0 {
-            if let Some(bounded) = &self.bounded {
-                bounded.room.notify_waiters();
-            }
+        if self.bounded.is_none() {
+            let count = (self.system.config.throughput.get() - 1).min(inner.user.len());
+            batch.extend(inner.user.drain(..count));
         }
-        None
+        drop(inner);
+        if let Some(bounded) = &self.bounded {
+            bounded.room.notify_waiters();
+        }
+        Next::User(first)
     }
 
     /// Puts user messages taken for a turn back in front of the queue.
@@ -452,6 +448,14 @@ impl<A: Actor> Turn for ActorCell<A> {
     }
 }
 
+/// Message that [`ActorCell::next`] took from the mailbox, if any.
+enum Next<M> {
+    System(SystemMessage),
+    User(Envelope<M>),
+    /// No system message, and no user message for the turn to take now.
+    Nothing,
+}
+
 /// Runs turns of one actor until its mailbox is empty or it has stopped.
 async fn run<A: Actor>(cell: Arc<ActorCell<A>>) {
     let Some(mut running) = cell.take_running() else {
@@ -462,15 +466,16 @@ async fn run<A: Actor>(cell: Arc<ActorCell<A>>) {
     loop {
         for _ in 0..throughput {
             let accepts_user = running.accepts_user();
-            let system_msg =
+            let next =
                 if batch.is_empty() || !accepts_user || cell.has_system.load(Ordering::Acquire) {
                     cell.next(accepts_user, &mut batch)
                 } else {
-                    None
+                    Next::Nothing
                 };
-            let flow = match system_msg {
-                Some(msg) => running.handle_system(msg).await,
-                None => match batch.pop_front() {
+            let flow = match next {
+                Next::System(msg) => running.handle_system(msg).await,
+                Next::User(envelope) => running.handle_user(envelope).await,
+                Next::Nothing => match batch.pop_front() {
                     Some(envelope) if accepts_user => running.handle_user(envelope).await,
                     taken => {
                         batch.extend(taken);
