@@ -68,12 +68,34 @@ impl<T: Serialize + DeserializeOwned + 'static> Serializer<T> for Postcard {
     }
 
     fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
-        *out = postcard::to_extend(value, std::mem::take(out))?;
+        postcard::serialize_with_flavor(value, AppendTo(out))?;
         Ok(())
     }
 
     fn deserialize(&self, bytes: &[u8]) -> Result<T, BoxError> {
         Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+/// Postcard output appended to a vector, which copies each field's bytes in one step
+/// (postcard's own `Extend` output copies them one at a time).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
