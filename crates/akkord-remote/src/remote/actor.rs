@@ -1,6 +1,7 @@
 //! [`RemoteActor`]: the target behind an actor ref to an actor on another node.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
@@ -12,7 +13,7 @@ use akkord_actor::remote_support::{
 use akkord_actor::{ActorError, ActorId, ActorRef, ActorSystem, AnyActorRef, DeadLetterReason};
 use tracing::{trace, warn};
 
-use super::core::RemoteCore;
+use super::core::{ask_reply_path, is_ask_reply_path, RemoteCore, ASK_PATH_MAX};
 use crate::transport::{lock, RouteCache, SendError};
 use crate::Lane;
 
@@ -34,7 +35,7 @@ pub(crate) struct RemoteActor {
     /// node made one after another share it.
     route: Arc<RouteCache>,
     pub(crate) id: u64,
-    pub(crate) path: String,
+    path: RemotePath,
     alias: ActorId,
     lane: Lane,
     system: ActorSystem,
@@ -44,6 +45,15 @@ pub(crate) struct RemoteActor {
     /// Flag set while this target's watch message is queued and no unwatch has followed
     /// it. Read and written only under the core's watch order lock.
     pub(crate) watch_held: AtomicBool,
+}
+
+/// Path of a remote actor on its node, kept for humans: logs, dead letters, encoded refs.
+enum RemotePath {
+    /// The path of an ask's reply ref with the actor's id, which is not stored but written
+    /// out when needed, because one such target is decoded for every ask served.
+    AskReply,
+    /// Any other path.
+    Other(String),
 }
 
 #[derive(Default)]
@@ -62,10 +72,15 @@ impl RemoteActor {
         core: &Arc<RemoteCore>,
         node: UniqueAddress,
         id: u64,
-        path: String,
+        path: Cow<'_, str>,
         terminated: bool,
     ) -> Arc<Self> {
         let lane = core.lane_for(&path);
+        let path = if is_ask_reply_path(&path, id) {
+            RemotePath::AskReply
+        } else {
+            RemotePath::Other(path.into_owned())
+        };
         Arc::new_cyclic(|me| RemoteActor {
             route: core.route_to(&node),
             node,
@@ -83,6 +98,14 @@ impl RemoteActor {
             }),
             watch_held: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `f` with the actor's path on its node, such as `/user/worker`.
+    pub(crate) fn with_path<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match &self.path {
+            RemotePath::AskReply => f(ask_reply_path(self.id, &mut [0u8; ASK_PATH_MAX])),
+            RemotePath::Other(path) => f(path),
+        }
     }
 
     /// Serializes `message` and queues it for the actor's node, or writes it there.
@@ -246,7 +269,7 @@ impl ExternalActor for RemoteActor {
     }
 
     fn path(&self) -> String {
-        format!("{}{}", self.node.address, self.path)
+        self.with_path(|path| format!("{}{path}", self.node.address))
     }
 
     fn system(&self) -> &ActorSystem {

@@ -141,7 +141,10 @@ impl RemoteCore {
 
     /// Returns the lane for messages to the actor at `path`.
     pub(crate) fn lane_for(&self, path: &str) -> Lane {
-        if self.large_message_recipients.contains(path) {
+        // Most systems name no large-message recipient; hashing the path costs more than
+        // the rest of the choice.
+        if !self.large_message_recipients.is_empty() && self.large_message_recipients.contains(path)
+        {
             Lane::Large
         } else {
             Lane::Ordinary
@@ -246,7 +249,7 @@ impl RemoteCore {
     ) -> Option<Arc<RemoteActor>> {
         match self.known_remote_actor(node.uid, id, |known| *known == node) {
             Some(actor) => Some(actor),
-            None => self.new_remote_actor(node, id, path),
+            None => self.new_remote_actor(node, id, path.into()),
         }
     }
 
@@ -274,10 +277,10 @@ impl RemoteCore {
         &self,
         node: UniqueAddress,
         id: u64,
-        path: String,
+        path: Cow<'_, str>,
     ) -> Option<Arc<RemoteActor>> {
         let core = self.arc()?;
-        let gone = lock(&self.gone).contains(&node)
+        let gone = self.is_gone(&node)
             || self
                 .transport()
                 .is_some_and(|transport| transport.is_quarantined(&node));
@@ -295,6 +298,13 @@ impl RemoteCore {
             // node is declared gone.
             Entry::Occupied(_) => Some(actor),
         }
+    }
+
+    /// Returns true when `node` was declared gone.
+    fn is_gone(&self, node: &UniqueAddress) -> bool {
+        let gone = lock(&self.gone);
+        // Checked first because hashing an address costs more than the rest of the lookup.
+        !gone.is_empty() && gone.contains(node)
     }
 
     /// Starts watching `actor`, which just got its first local watcher.
@@ -507,17 +517,17 @@ impl RemoteCore {
         first: &[u8],
         rest: &mut UserRun<'_>,
     ) {
-        let export = lock(&self.exports)
-            .by_id
-            .get(&recipient)
-            .filter(|export| !export.ask_reply)
-            .map(|export| (export.typed.clone(), export.deliver));
-        let Some((typed, deliver)) = export else {
-            self.deliver(from, recipient, manifest, first);
-            for payload in rest {
-                self.deliver(from, recipient, manifest, payload);
+        let (typed, deliver) = match self.take_recipient(recipient) {
+            Recipient::Exported(typed, deliver) => (typed, deliver),
+            // An ask's reply ref takes the first message only; it goes back to the table
+            // when that message is not delivered.
+            taken => {
+                self.deliver_to(from, recipient, manifest, first, taken);
+                for payload in rest {
+                    self.deliver(from, recipient, manifest, payload);
+                }
+                return;
             }
-            return;
         };
         // A message for a ref of another type than the manifest's comes back boxed, and only
         // the ref's delivery function can tell whether it accepts the message.
@@ -549,18 +559,37 @@ impl RemoteCore {
         manifest: &str,
         payload: &[u8],
     ) {
-        // The reply ref of an ask takes one message, so it leaves the table now. It goes back
-        // when that message is not delivered, so that a sound reply can still follow.
-        let (typed, ask_reply) = {
-            let mut exports = lock(&self.exports);
-            match exports.by_id.entry(recipient) {
-                Entry::Occupied(entry) if entry.get().ask_reply => {
-                    let export = entry.remove();
-                    (Some(export.typed.clone()), Some(export))
-                }
-                Entry::Occupied(entry) => (Some(entry.get().typed.clone()), None),
-                Entry::Vacant(_) => (None, None),
+        let found = self.take_recipient(recipient);
+        self.deliver_to(from, recipient, manifest, payload, found);
+    }
+
+    /// Looks up the exported actor `id`. The reply ref of an ask takes one message, so it
+    /// leaves the table now; it goes back when that message is not delivered, so that a
+    /// sound reply can still follow.
+    fn take_recipient(&self, id: u64) -> Recipient {
+        let mut exports = lock(&self.exports);
+        match exports.by_id.entry(id) {
+            Entry::Occupied(entry) if entry.get().ask_reply => Recipient::AskReply(entry.remove()),
+            Entry::Occupied(entry) => {
+                Recipient::Exported(entry.get().typed.clone(), entry.get().deliver)
             }
+            Entry::Vacant(_) => Recipient::Unknown,
+        }
+    }
+
+    /// Delivers `payload` to `found`, the exported actor `recipient` as looked up.
+    fn deliver_to(
+        self: &Arc<Self>,
+        from: &UniqueAddress,
+        recipient: u64,
+        manifest: &str,
+        payload: &[u8],
+        found: Recipient,
+    ) {
+        let (typed, ask_reply) = match found {
+            Recipient::Exported(typed, _) => (Some(typed), None),
+            Recipient::AskReply(export) => (Some(export.typed.clone()), Some(export)),
+            Recipient::Unknown => (None, None),
         };
         let Some(typed) = typed else {
             debug!(peer = %from, recipient, manifest, "dropped message for unknown actor");
@@ -756,12 +785,9 @@ impl RemoteCore {
                     exported.actor.path()
                 ));
             };
-            return Ok(encode(view_of(
-                &remote.node,
-                remote.id,
-                &remote.path,
-                manifest,
-            )));
+            return Ok(
+                remote.with_path(|path| encode(view_of(&remote.node, remote.id, path, manifest)))
+            );
         }
         let local = self.local().ok_or("the remote system is not bound yet")?;
         // An ask's reply ref, one per ask, has its path written on the stack.
@@ -826,7 +852,7 @@ impl ActorRefResolver for RemoteCore {
             }
             // A stopped actor or an answered ask: a ref whose messages are dead letters.
             let core = self.arc().ok_or("the remote system is shut down")?;
-            let actor = RemoteActor::create(&core, local.clone(), data.id, data.path.into(), true);
+            let actor = RemoteActor::create(&core, local.clone(), data.id, data.path, true);
             return Ok(ImportedRef::External(actor));
         }
         if let Some(actor) =
@@ -836,7 +862,7 @@ impl ActorRefResolver for RemoteCore {
         }
         let node = self.node_of(&data)?;
         let actor = self
-            .new_remote_actor(node, data.id, data.path.into())
+            .new_remote_actor(node, data.id, data.path)
             .ok_or("the remote system is shut down")?;
         Ok(ImportedRef::External(actor))
     }
@@ -890,16 +916,43 @@ fn view_of<'a>(
 }
 
 /// Room for [`ASK_REPLY_PATH`] followed by any actor id.
-const ASK_PATH_MAX: usize = ASK_REPLY_PATH.len() + 20;
+pub(crate) const ASK_PATH_MAX: usize = ASK_REPLY_PATH.len() + ID_DIGITS_MAX;
+
+/// Decimal digits of the largest actor id.
+const ID_DIGITS_MAX: usize = 20;
 
 /// Writes the path of the ask reply ref `id` into `buffer` and returns it.
-fn ask_reply_path(id: u64, buffer: &mut [u8; ASK_PATH_MAX]) -> &str {
-    use std::io::Write as _;
-    let mut rest = &mut buffer[..];
-    // The write cannot fail, because the buffer has room for the longest id.
-    let _ = write!(rest, "{ASK_REPLY_PATH}{id}");
-    let len = ASK_PATH_MAX - rest.len();
+pub(crate) fn ask_reply_path(id: u64, buffer: &mut [u8; ASK_PATH_MAX]) -> &str {
+    let (prefix, rest) = buffer.split_at_mut(ASK_REPLY_PATH.len());
+    prefix.copy_from_slice(ASK_REPLY_PATH.as_bytes());
+    let digits = id_digits(id, rest.try_into().expect("the rest has room for any id")).len();
+    // The digits sit at the end of the buffer; they move up to follow the prefix.
+    buffer.copy_within(ASK_PATH_MAX - digits.., ASK_REPLY_PATH.len());
+    let len = ASK_REPLY_PATH.len() + digits;
     std::str::from_utf8(&buffer[..len]).unwrap_or(ASK_REPLY_PATH)
+}
+
+/// Returns true when `path` is the path of the ask reply ref `id`.
+pub(crate) fn is_ask_reply_path(path: &str, id: u64) -> bool {
+    path.strip_prefix(ASK_REPLY_PATH)
+        .is_some_and(|digits| digits.as_bytes() == id_digits(id, &mut [0; ID_DIGITS_MAX]))
+}
+
+/// Writes the decimal digits of `id` at the end of `buffer` and returns them.
+///
+/// Written by hand: `write!` goes through the formatting machinery, which took a fifth of
+/// the work of encoding an ask's reply ref.
+fn id_digits(id: u64, buffer: &mut [u8; ID_DIGITS_MAX]) -> &[u8] {
+    let mut start = ID_DIGITS_MAX;
+    let mut rest = id;
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return &buffer[start..];
+        }
+    }
 }
 
 /// Returns true when the encoded ref `data` names the incarnation `node`.
@@ -908,6 +961,16 @@ fn names_node(data: &SerializedActorRefView<'_>, node: &UniqueAddress) -> bool {
         && data.port == node.address.port()
         && data.host == node.address.host()
         && data.system == node.address.system()
+}
+
+/// An exported actor looked up for an inbound message.
+enum Recipient {
+    /// An actor that stays exported: its typed ref and delivery function.
+    Exported(Arc<dyn Any + Send + Sync>, DeliverFn),
+    /// An ask's reply ref, taken out of the table.
+    AskReply(Export),
+    /// No actor is exported under the id.
+    Unknown,
 }
 
 /// Receives the transport's inbound traffic for a [`RemoteCore`].

@@ -40,7 +40,7 @@ fn exported_ask_replies(remote: &RemoteSystem) -> usize {
 fn remote_ask_replies(remote: &RemoteSystem) -> usize {
     lock(&remote.core.remotes)
         .values()
-        .filter(|actor| actor.path.starts_with(ASK_REPLY_PATH))
+        .filter(|actor| actor.with_path(|path| path.starts_with(ASK_REPLY_PATH)))
         .count()
 }
 
@@ -473,4 +473,16 @@ fn ask_reply_path_fits_every_id() {
             format!("{ASK_REPLY_PATH}{id}")
         );
     }
+}
+
+#[test]
+fn ask_reply_path_recognized_only_with_its_id() {
+    let mut buffer = [0u8; ASK_PATH_MAX];
+    assert!(is_ask_reply_path(ask_reply_path(42, &mut buffer), 42));
+    let longest = format!("{ASK_REPLY_PATH}{}", u64::MAX);
+    assert!(is_ask_reply_path(&longest, u64::MAX));
+    assert!(!is_ask_reply_path(&format!("{ASK_REPLY_PATH}042"), 42));
+    assert!(!is_ask_reply_path(&format!("{ASK_REPLY_PATH}42"), 4));
+    assert!(!is_ask_reply_path(ASK_REPLY_PATH, 0));
+    assert!(!is_ask_reply_path("/user/pong", 0));
 }
