@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace, warn};
 
+use super::cancel::until_cancelled;
 use super::stream::{Connection, Link, LinkReader};
 use super::{lock, Destination, Inner, TransportEvent};
 use crate::frame::{FrameCodec, FrameError, Lane, FRAME_HEADER_LEN};
@@ -86,18 +87,18 @@ async fn serve_connection(inner: Arc<Inner>, tcp: TcpStream, remote: SocketAddr)
     } else {
         (None, Some(sink))
     };
-    let result = tokio::select! {
-        biased;
-        _ = registration.closed.cancelled() => {
+    let reading = read_frames(&inner, reader, lane, &peer, leftover);
+    let result = match until_cancelled(reading, [&registration.closed, &closed]).await {
+        Ok(result) => Some(result),
+        Err(0) => {
             debug!(peer = %peer, lane = %lane, "closing inbound connection of quarantined peer");
             None
         }
         // The lane writer that took the offer stopped using the connection.
-        _ = closed.cancelled() => {
+        Err(_) => {
             debug!(peer = %peer, lane = %lane, "closing inbound connection given up by its lane writer");
             None
         }
-        result = read_frames(&inner, reader, lane, &peer, leftover) => Some(result),
     };
     if let Some(id) = offer {
         inner.withdraw_link(&peer, lane, id);
@@ -133,12 +134,10 @@ pub(super) async fn read_returned_frames(
     let Some(registration) = inner.open_inbound(&peer) else {
         return;
     };
-    let result = tokio::select! {
-        biased;
-        // On a quarantine the lane writer leaves by itself, after writing the notice.
-        _ = registration.closed.cancelled() => return,
-        _ = closed.cancelled() => return,
-        result = read_frames(&inner, reader, lane, &peer, BytesMut::new()) => result,
+    let reading = read_frames(&inner, reader, lane, &peer, BytesMut::new());
+    // On a quarantine the lane writer leaves by itself, after writing the notice.
+    let Ok(result) = until_cancelled(reading, [&registration.closed, &closed]).await else {
+        return;
     };
     match result {
         Ok(()) => debug!(peer = %peer, lane = %lane, "outbound connection closed by peer"),

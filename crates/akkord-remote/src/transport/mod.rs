@@ -24,6 +24,7 @@
 //! handshake timeout, then their frames are decoded and handed to the [`InboundHandler`].
 //! A malformed frame closes only that connection, with a warning naming the peer.
 
+mod cancel;
 mod inbound;
 mod outbound;
 mod queue;
