@@ -768,3 +768,62 @@ async fn malformed_frame_written_back_closes_connection() {
         .unwrap();
     accept_lane(&listener, &peer).await;
 }
+
+/// A lookup request lost on the way, such as one written just before the connection turned
+/// out closed, is sent again while no reply has come.
+#[tokio::test]
+async fn unanswered_lookup_is_sent_again() {
+    use akkord_actor::ActorSystem;
+    use akkord_remote::remote::{LookupError, RemoteSystem, RemoteSystemSettings};
+    use akkord_remote::serialization::SerializationRegistry;
+
+    let (listener, peer) = scripted_peer(9).await;
+    let system = ActorSystem::new("test").unwrap();
+    let mut registry = SerializationRegistry::new();
+    registry.register::<String>("test.Text").unwrap();
+    let remote = RemoteSystem::bind(system.clone(), RemoteSystemSettings::new("test"), registry)
+        .await
+        .unwrap();
+    let lookup = {
+        let remote = remote.clone();
+        let address = peer.address.clone();
+        tokio::spawn(async move {
+            remote
+                .lookup::<String>(&address, "echo", Duration::from_millis(2500))
+                .await
+        })
+    };
+
+    // The scripted peer reads the lookup requests and replies to none of them.
+    let preamble = encode_preamble(Lane::Ordinary);
+    let (mut stream, opened) = accept_lane(&listener, &peer).await;
+    assert_eq!(opened[..preamble.len()], preamble);
+    let mut received = Vec::new();
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("the lookup request was not sent again within 5 s")
+            .unwrap();
+        assert!(n > 0, "the node closed the connection");
+        received.extend_from_slice(&chunk[..n]);
+        while received.len() >= 4 {
+            let len = u32::from_be_bytes(received[..4].try_into().unwrap()) as usize;
+            if received.len() < 4 + len {
+                break;
+            }
+            frames.push(received[4..4 + len].to_vec());
+            received.drain(..4 + len);
+        }
+    }
+    assert_eq!(frames[0], frames[1], "the request is sent again unchanged");
+
+    let result = lookup.await.unwrap();
+    assert!(
+        matches!(result, Err(LookupError::Timeout { .. })),
+        "{result:?}"
+    );
+    remote.shutdown().await;
+    system.terminate().await;
+}

@@ -79,6 +79,7 @@ use akkord_actor::{ActorRef, ActorSystem};
 use prost::Message;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 use self::core::{Handler, RemoteCore};
 use self::protocol::{LookupRequest, LOOKUP_REQUEST, PROTOCOL_RECIPIENT};
@@ -87,6 +88,9 @@ use crate::settings::{InvalidSetting, RemoteSettings};
 use crate::transport::{lock, Destination, SendError, Transport, TransportError};
 use crate::wire::UserEnvelope;
 use crate::Lane;
+
+/// Time after which an unanswered lookup request is sent again, until the lookup times out.
+const LOOKUP_RESEND_INTERVAL: Duration = Duration::from_secs(1);
 
 pub use extension::{ProtocolHandler, RegisterProtocolError};
 pub use watch::WatchSettings;
@@ -322,7 +326,9 @@ impl RemoteSystem {
     /// [`LookupError::WrongMessageType`] when the actor accepts another type;
     /// [`LookupError::Unreachable`] when the request cannot be sent;
     /// [`LookupError::Timeout`] when no reply arrives within `timeout`, which includes a
-    /// node that cannot be connected to.
+    /// node that cannot be connected to. The request is sent again every second while no
+    /// reply has come, so one lost on a connection that just failed does not use up the
+    /// whole timeout.
     pub async fn lookup<M: Send + 'static>(
         &self,
         address: &Address,
@@ -375,9 +381,26 @@ impl RemoteSystem {
                 source,
             });
         }
-        let reply = tokio::time::timeout(timeout, reply).await;
+        // The request goes out at most once per send, like any ordinary message: a frame
+        // written just before the connection turns out closed is lost. The lookup has no
+        // effect on the other node, so it is sent again until a reply arrives or time runs out.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut reply = std::pin::pin!(reply);
+        let reply = loop {
+            let wait = LOOKUP_RESEND_INTERVAL.min(deadline - tokio::time::Instant::now());
+            match tokio::time::timeout(wait, reply.as_mut()).await {
+                Ok(reply) => break Some(reply),
+                Err(_) if tokio::time::Instant::now() >= deadline => break None,
+                Err(_) => {
+                    if let Err(error) = self.transport.send(&destination, Lane::Ordinary, &envelope)
+                    {
+                        debug!(address = %address, name, %error, "lookup request not sent again");
+                    }
+                }
+            }
+        };
         lock(&self.core.lookups).remove(&request_id);
-        let Ok(Ok(reply)) = reply else {
+        let Some(Ok(reply)) = reply else {
             return Err(LookupError::Timeout {
                 address: address.clone(),
                 name: name.to_owned(),
