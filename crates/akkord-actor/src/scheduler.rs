@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -110,8 +110,53 @@ pub(crate) trait Turn: Send + Sync + 'static {
     fn run_turn(self: Arc<Self>) -> TurnFuture;
 }
 
-tokio::task_local! {
-    static NEXT_TURN: RefCell<Option<Arc<dyn Turn>>>;
+thread_local! {
+    /// Slot of the driver running on this thread, holding the next actor to run; `None`
+    /// outside any driver.
+    ///
+    /// A thread-local rather than a task-local, because a driver runs within one poll of its
+    /// task: it polls each turn once and moves a turn that waits to a task of its own.
+    static NEXT_TURN: RefCell<Option<Option<Arc<dyn Turn>>>> = const { RefCell::new(None) };
+}
+
+/// A driver's time on this thread: opens an empty slot, and closes it when dropped.
+struct DriverSpan {
+    /// Slot of an enclosing driver, put back when this one ends.
+    enclosing: Option<Option<Arc<dyn Turn>>>,
+}
+
+impl DriverSpan {
+    fn enter() -> Self {
+        DriverSpan {
+            enclosing: NEXT_TURN
+                .try_with(|slot| slot.replace(Some(None)))
+                .ok()
+                .flatten(),
+        }
+    }
+}
+
+impl Drop for DriverSpan {
+    fn drop(&mut self) {
+        let enclosing = self.enclosing.take();
+        let left = NEXT_TURN
+            .try_with(|slot| slot.replace(enclosing))
+            .ok()
+            .flatten()
+            .flatten();
+        // Only a panic ends a driver before it empties its slot; the actor there still runs.
+        if let (Some(actor), Ok(runtime)) = (left, Handle::try_current()) {
+            runtime.spawn(drive(actor));
+        }
+    }
+}
+
+/// Takes the actor from the current driver's slot.
+fn take_next() -> Option<Arc<dyn Turn>> {
+    NEXT_TURN
+        .try_with(|slot| slot.borrow_mut().as_mut().and_then(Option::take))
+        .ok()
+        .flatten()
 }
 
 /// Makes `actor` run on `runtime`: in the current driver's slot when called from a driver,
@@ -124,19 +169,21 @@ pub(crate) fn schedule(runtime: &Handle, actor: Arc<dyn Turn>) {
 
 /// Puts `actor` in the current driver's slot; gives it back outside any driver.
 fn schedule_in_driver(runtime: &Handle, actor: Arc<dyn Turn>) -> Result<(), Arc<dyn Turn>> {
-    let mut actor = Some(actor);
-    let result = NEXT_TURN.try_with(|slot| {
-        let displaced = slot.borrow_mut().replace(actor.take()?);
-        if let Some(previous) = displaced {
-            runtime.spawn(drive(previous));
-        }
-        Some(())
-    });
-    match (result, actor) {
-        (Ok(Some(())), _) => Ok(()),
-        (_, Some(actor)) => Err(actor),
-        (_, None) => Ok(()),
+    // While the thread ends, its slot is gone, and a new driver task runs the actor.
+    let in_driver = NEXT_TURN
+        .try_with(|slot| slot.borrow().is_some())
+        .unwrap_or(false);
+    if !in_driver {
+        return Err(actor);
     }
+    let displaced = NEXT_TURN.with(|slot| match slot.borrow_mut().as_mut() {
+        Some(next) => Ok(next.replace(actor)),
+        None => Err(actor),
+    })?;
+    if let Some(previous) = displaced {
+        runtime.spawn(drive(previous));
+    }
+    Ok(())
 }
 
 /// Newly spawned actors waiting for their first turn, drained by one driver at a time.
@@ -190,26 +237,34 @@ impl StartQueue {
     }
 }
 
-/// Runs `first`, then whatever its turns made ready, within the turn budget.
-///
-/// Boxed because a driver may start another driver.
-fn drive(first: Arc<dyn Turn>) -> TurnFuture {
-    Box::pin(NEXT_TURN.scope(RefCell::new(None), async move {
-        let mut current = first;
-        let mut turns = 0;
-        loop {
-            run_or_move(current.run_turn()).await;
-            turns += 1;
-            let Some(next) = NEXT_TURN.with(|slot| slot.borrow_mut().take()) else {
-                return;
-            };
-            if turns >= INLINE_TURN_BUDGET {
-                tokio::spawn(drive(next));
-                return;
-            }
-            current = next;
+/// Runs `first`, then whatever its turns made ready, within the turn budget, in the first
+/// poll of the returned future.
+fn drive(first: Arc<dyn Turn>) -> impl Future<Output = ()> + Send + 'static {
+    let mut first = Some(first);
+    poll_fn(move |cx| {
+        if let Some(first) = first.take() {
+            drive_now(first, cx);
         }
-    }))
+        Poll::Ready(())
+    })
+}
+
+fn drive_now(first: Arc<dyn Turn>, cx: &mut Context<'_>) {
+    let _span = DriverSpan::enter();
+    let mut current = first;
+    let mut turns = 0;
+    loop {
+        poll_or_move(current.run_turn(), cx);
+        turns += 1;
+        let Some(next) = take_next() else {
+            return;
+        };
+        if turns >= INLINE_TURN_BUDGET {
+            tokio::spawn(drive(next));
+            return;
+        }
+        current = next;
+    }
 }
 
 /// Runs `work`, then, in the calling task, the turns of the actors that `work` made ready,
@@ -219,38 +274,42 @@ fn drive(first: Arc<dyn Turn>) -> TurnFuture {
 /// the dispatch of one read from a connection. The actor it makes ready first waits in the
 /// slot, so telling it more messages costs no task and no wake-up of another worker thread.
 pub(crate) async fn run_after<T>(work: impl FnOnce() -> T) -> T {
-    NEXT_TURN
-        .scope(RefCell::new(None), async move {
-            let output = work();
-            let mut extra = ExtraBatches {
-                left: INLINE_EXTRA_BATCHES,
-                deadline: None,
-            };
-            let mut turns = 0;
-            while let Some(next) = NEXT_TURN.with(|slot| slot.borrow_mut().take()) {
-                if turns >= INLINE_TURN_BUDGET {
-                    tokio::spawn(drive(next));
-                    break;
-                }
-                run_inline_or_move(next.run_turn(), &mut extra).await;
-                turns += 1;
-            }
-            output
-        })
-        .await
+    let mut work = Some(work);
+    poll_fn(|cx| {
+        let work = work
+            .take()
+            .expect("the future of run_after completes at its first poll");
+        Poll::Ready(run_after_now(work, cx))
+    })
+    .await
 }
 
-/// As [`run_or_move`], letting the turn's first poll take from `extra`, which the turns
-/// of one [`run_after`] call share.
-async fn run_inline_or_move(mut turn: TurnFuture, extra: &mut ExtraBatches) {
-    let finished = poll_fn(|cx| {
-        let lent = LentBatches::lend(*extra);
-        let poll = turn.as_mut().poll(cx);
-        *extra = lent.take_back();
-        Poll::Ready(poll.is_ready())
-    })
-    .await;
-    if !finished {
+fn run_after_now<T>(work: impl FnOnce() -> T, cx: &mut Context<'_>) -> T {
+    let _span = DriverSpan::enter();
+    let output = work();
+    let mut extra = ExtraBatches {
+        left: INLINE_EXTRA_BATCHES,
+        deadline: None,
+    };
+    let mut turns = 0;
+    while let Some(next) = take_next() {
+        if turns >= INLINE_TURN_BUDGET {
+            tokio::spawn(drive(next));
+            break;
+        }
+        poll_inline_or_move(next.run_turn(), &mut extra, cx);
+        turns += 1;
+    }
+    output
+}
+
+/// As [`poll_or_move`], letting the turn's first poll take from `extra`, which the turns of
+/// one [`run_after`] call share.
+fn poll_inline_or_move(mut turn: TurnFuture, extra: &mut ExtraBatches, cx: &mut Context<'_>) {
+    let lent = LentBatches::lend(*extra);
+    let poll = turn.as_mut().poll(cx);
+    *extra = lent.take_back();
+    if poll.is_pending() {
         tokio::spawn(turn);
     }
 }
@@ -258,10 +317,10 @@ async fn run_inline_or_move(mut turn: TurnFuture, extra: &mut ExtraBatches) {
 /// Polls `turn` once; a turn that is not finished continues on a task of its own.
 ///
 /// The new task polls the turn again at once, which registers the task's own waker, so the
-/// waker registered during the first poll (this driver's) only causes a spurious wake-up.
-async fn run_or_move(mut turn: TurnFuture) {
-    let finished = poll_fn(|cx| Poll::Ready(turn.as_mut().poll(cx).is_ready())).await;
-    if !finished {
+/// waker registered during the first poll (the calling task's) only causes a spurious
+/// wake-up.
+fn poll_or_move(mut turn: TurnFuture, cx: &mut Context<'_>) {
+    if turn.as_mut().poll(cx).is_pending() {
         tokio::spawn(turn);
     }
 }
