@@ -184,6 +184,25 @@ pub(super) async fn measure(announced: &str, sizes: &RemoteSizes) -> anyhow::Res
     })
 }
 
+/// Connects to the serving node at `announced` and runs only `asks` sequential asks after a
+/// warm-up of a tenth as many; returns every round trip.
+pub(super) async fn measure_asks(
+    announced: &str,
+    asks: usize,
+    limit: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let node = parse_incarnation(announced)?;
+    let system = ActorSystem::new(SYSTEM)?;
+    let settings = RemoteSystemSettings::new(SYSTEM);
+    let remote = RemoteSystem::bind(system.clone(), settings, registry()?).await?;
+    let pong: ActorRef<Ping> = remote.lookup(&node.address, "pong", LOOKUP_TIMEOUT).await?;
+    sequential_asks(&pong, asks / 10 + 1, limit).await?;
+    let latencies = sequential_asks(&pong, asks, limit).await;
+    remote.shutdown().await;
+    system.terminate().await;
+    latencies
+}
+
 /// Parses the `address#uid` line of the serving child.
 fn parse_incarnation(announced: &str) -> anyhow::Result<UniqueAddress> {
     let invalid = || format!("the akkord child announced `{announced}`, not `address#uid`");

@@ -50,11 +50,13 @@ const GOAL_ASK_P50: Duration = Duration::from_micros(30);
 const GOAL_CONCURRENT: f64 = 250_000.0;
 
 const USAGE: &str = "\
-usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]] [--workers N]
+usage: akkord-bench remote [--quick] [--framework NAME[,NAME..]] [--workers N] [--asks-only N]
 
   --quick        small sizes for a smoke run
   --framework    run only these columns: tokio, akkord, kameo, ractor_cluster
-  --workers      worker threads of each process's tokio runtime (default: one per core)";
+  --workers      worker threads of each process's tokio runtime (default: one per core)
+  --asks-only    run N sequential asks and nothing else, after a warm-up of N/10, and print
+                 their median and mean (tokio and akkord only); a steady load for profilers";
 
 /// A remoting framework with a column in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +231,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut sizes = RemoteSizes::full();
     let mut frameworks = RemoteFramework::ALL.to_vec();
     let mut workers = None;
+    let mut asks_only = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -246,12 +249,21 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     .context("--workers is missing its thread count, such as `--workers 1`")?;
                 workers = Some(parse_workers(count)?);
             }
+            "--asks-only" => {
+                let count = args
+                    .next()
+                    .context("--asks-only is missing its ask count, such as `--asks-only 20000`")?;
+                asks_only = Some(parse_ask_count(count)?);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if let Some(asks) = asks_only {
+        return run_asks_only(&frameworks, asks, workers, sizes.limit);
     }
     let started = Instant::now();
     let machine = report::machine_info();
@@ -305,6 +317,63 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!("total time: {:.0} s\n", started.elapsed().as_secs_f64());
     print!("{}", render(&results, &sizes));
     Ok(())
+}
+
+/// Runs only `asks` sequential asks against each of `frameworks` and prints one line per
+/// framework with the median and the mean round trip.
+fn run_asks_only(
+    frameworks: &[RemoteFramework],
+    asks: usize,
+    workers: Option<usize>,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    for &framework in frameworks {
+        if !matches!(framework, RemoteFramework::Tokio | RemoteFramework::Akkord) {
+            bail!(
+                "--asks-only runs tokio and akkord only, not {}: pass --framework tokio,akkord",
+                framework.name()
+            );
+        }
+    }
+    for &framework in frameworks {
+        let server = child::Child::start(framework, workers)?;
+        let runtime = build_runtime(workers).context("building the measuring runtime")?;
+        let address = server.address().to_owned();
+        let work = async move {
+            match framework {
+                RemoteFramework::Akkord => akkord_node::measure_asks(&address, asks, limit).await,
+                _ => tokio_node::measure_asks(&address, asks, limit).await,
+            }
+        };
+        let latencies = runtime.block_on(async {
+            match tokio::time::timeout(limit * 2, tokio::spawn(work)).await {
+                Ok(Ok(latencies)) => latencies,
+                Ok(Err(join)) => Err(anyhow::anyhow!("the measuring task failed: {join}")),
+                Err(_) => bail!("the asks did not finish within {:?}", limit * 2),
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        server.stop();
+        let mut latencies = latencies?;
+        let mean = latencies.iter().sum::<Duration>() / asks as u32;
+        latencies.sort_unstable();
+        let median = latencies[latencies.len() / 2];
+        println!(
+            "{}: {asks} sequential asks, median {:.1} µs, mean {:.1} µs",
+            framework.name(),
+            median.as_secs_f64() * 1e6,
+            mean.as_secs_f64() * 1e6
+        );
+    }
+    Ok(())
+}
+
+/// Parses the value of `--asks-only`: a count of at least one.
+fn parse_ask_count(count: &str) -> anyhow::Result<usize> {
+    match count.parse::<usize>() {
+        Ok(count) if (1..=u32::MAX as usize).contains(&count) => Ok(count),
+        _ => bail!("invalid --asks-only value `{count}`: give a whole number of asks, at least 1"),
+    }
 }
 
 /// Parses the value of `--workers`: a thread count of at least one.
@@ -573,6 +642,15 @@ mod tests {
             RemoteFramework::parse("tokio").unwrap(),
             RemoteFramework::Tokio
         );
+    }
+
+    #[test]
+    fn ask_count_must_be_positive() {
+        assert_eq!(parse_ask_count("20000").unwrap(), 20_000);
+        for bad in ["0", "-5", "many", "", "99999999999"] {
+            let error = parse_ask_count(bad).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
     }
 
     #[test]

@@ -507,6 +507,24 @@ pub(super) async fn measure(announced: &str, sizes: &RemoteSizes) -> anyhow::Res
     })
 }
 
+/// Connects to the server at `announced` and runs only `asks` sequential asks after a
+/// warm-up of a tenth as many; returns every round trip.
+pub(super) async fn measure_asks(
+    announced: &str,
+    asks: usize,
+    limit: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let (client, writer, reader) = connect(announced).await?;
+    sequential_asks(&client, asks / 10 + 1, limit).await?;
+    let latencies = sequential_asks(&client, asks, limit).await;
+    drop(client);
+    if tokio::time::timeout(CLOSE_TIMEOUT, writer).await.is_err() {
+        eprintln!("tokio client: the writer did not stop within {CLOSE_TIMEOUT:?}");
+    }
+    reader.abort();
+    latencies
+}
+
 /// Sends `sizes.messages` data frames with at most [`WINDOW`] unacknowledged.
 ///
 /// The server's count starts at zero on each connection, and this is the only workload
