@@ -145,8 +145,10 @@ impl Drop for DriverSpan {
             .flatten()
             .flatten();
         // Only a panic ends a driver before it empties its slot; the actor there still runs.
-        if let (Some(actor), Ok(runtime)) = (left, Handle::try_current()) {
-            runtime.spawn(drive(actor));
+        if let Some(actor) = left {
+            if let Ok(runtime) = Handle::try_current() {
+                runtime.spawn(drive(actor));
+            }
         }
     }
 }
