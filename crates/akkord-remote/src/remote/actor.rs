@@ -67,10 +67,12 @@ struct State {
 }
 
 impl RemoteActor {
-    /// Creates the target; `terminated` marks one whose node is already known to be gone.
+    /// Creates the target, which sends through `route`; `terminated` marks one whose node is
+    /// already known to be gone.
     pub(crate) fn create(
         core: &Arc<RemoteCore>,
         node: UniqueAddress,
+        route: Arc<RouteCache>,
         id: u64,
         path: Cow<'_, str>,
         terminated: bool,
@@ -82,7 +84,7 @@ impl RemoteActor {
             RemotePath::Other(path.into_owned())
         };
         Arc::new_cyclic(|me| RemoteActor {
-            route: core.route_to(&node),
+            route,
             node,
             id,
             path,

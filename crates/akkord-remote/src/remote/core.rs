@@ -249,7 +249,10 @@ impl RemoteCore {
     ) -> Option<Arc<RemoteActor>> {
         match self.known_remote_actor(node.uid, id, |known| *known == node) {
             Some(actor) => Some(actor),
-            None => self.new_remote_actor(node, id, path.into()),
+            None => {
+                let route = self.route_to(&node);
+                self.new_remote_actor(node, route, id, path.into())
+            }
         }
     }
 
@@ -276,6 +279,7 @@ impl RemoteCore {
     fn new_remote_actor(
         &self,
         node: UniqueAddress,
+        route: Arc<RouteCache>,
         id: u64,
         path: Cow<'_, str>,
     ) -> Option<Arc<RemoteActor>> {
@@ -285,7 +289,7 @@ impl RemoteCore {
                 .transport()
                 .is_some_and(|transport| transport.is_quarantined(&node));
         let ask_reply = path.starts_with(ASK_REPLY_PATH);
-        let actor = RemoteActor::create(&core, node, id, path, gone);
+        let actor = RemoteActor::create(&core, node, route, id, path, gone);
         if ask_reply {
             return Some(actor);
         }
@@ -852,7 +856,8 @@ impl ActorRefResolver for RemoteCore {
             }
             // A stopped actor or an answered ask: a ref whose messages are dead letters.
             let core = self.arc().ok_or("the remote system is shut down")?;
-            let actor = RemoteActor::create(&core, local.clone(), data.id, data.path, true);
+            let route = self.route_to(local);
+            let actor = RemoteActor::create(&core, local.clone(), route, data.id, data.path, true);
             return Ok(ImportedRef::External(actor));
         }
         if let Some(actor) =
@@ -860,26 +865,31 @@ impl ActorRefResolver for RemoteCore {
         {
             return Ok(ImportedRef::External(actor));
         }
-        let node = self.node_of(&data)?;
+        let (node, route) = self.node_of(&data)?;
         let actor = self
-            .new_remote_actor(node, data.id, data.path)
+            .new_remote_actor(node, route, data.id, data.path)
             .ok_or("the remote system is shut down")?;
         Ok(ImportedRef::External(actor))
     }
 }
 
 impl RemoteCore {
-    /// Returns the node that the encoded ref `data` names, or why its address is invalid.
-    fn node_of(&self, data: &SerializedActorRefView<'_>) -> Result<UniqueAddress, String> {
+    /// Returns the node that the encoded ref `data` names with the route for targets on
+    /// it, or why its address is invalid. The node becomes the last node.
+    fn node_of(
+        &self,
+        data: &SerializedActorRefView<'_>,
+    ) -> Result<(UniqueAddress, Arc<RouteCache>), String> {
         let mut last = lock(&self.last_node);
-        if let Some((node, _)) = last.as_ref().filter(|(node, _)| names_node(data, node)) {
-            return Ok(node.clone());
+        if let Some((node, route)) = last.as_ref().filter(|(node, _)| names_node(data, node)) {
+            return Ok((node.clone(), route.clone()));
         }
         let address = Address::new(data.system.as_ref(), data.host.as_ref(), data.port)
             .map_err(|e| e.to_string())?;
         let node = UniqueAddress::new(address, data.uid);
-        *last = Some((node.clone(), Arc::default()));
-        Ok(node)
+        let route = Arc::<RouteCache>::default();
+        *last = Some((node.clone(), route.clone()));
+        Ok((node, route))
     }
 
     /// Returns the route for a new target on `node`: the last node's route when that node is
