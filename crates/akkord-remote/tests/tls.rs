@@ -66,13 +66,7 @@ async fn nodes_with_cluster_ca_talk() {
     assert_eq!(received.from, b.address());
 
     // B replies on the ordinary lane over the TLS connection that A opened.
-    b.transport
-        .send(
-            &Destination::Node(a.address()),
-            Lane::Ordinary,
-            &envelope(3, "m", b"back over tls"),
-        )
-        .unwrap();
+    b.send_ordinary(&a.address(), 3, b"back over tls");
     let received = a.next().await;
     assert_eq!(&received.envelope.payload[..], b"back over tls");
     let ordinary = Lane::Ordinary.index();

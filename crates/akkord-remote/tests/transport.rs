@@ -707,13 +707,7 @@ async fn peer_without_duplex_is_dialed_back() {
     dialed.write_all(&frame).await.unwrap();
     assert_eq!(b.next().await.envelope.recipient, 1);
 
-    b.transport
-        .send(
-            &Destination::Node(peer.clone()),
-            Lane::Ordinary,
-            &envelope(2, "m", b""),
-        )
-        .unwrap();
+    b.send_ordinary(&peer, 2, b"");
     let (_back, opened) = accept_lane(&listener, &peer).await;
     assert_eq!(
         opened[..encode_preamble(Lane::Ordinary).len()],
@@ -736,13 +730,7 @@ async fn malformed_frame_written_back_closes_connection() {
     let _ = logs();
     let b = Node::start(settings()).await;
     let (listener, peer) = scripted_peer(6).await;
-    b.transport
-        .send(
-            &Destination::Node(peer.clone()),
-            Lane::Ordinary,
-            &envelope(1, "m", b""),
-        )
-        .unwrap();
+    b.send_ordinary(&peer, 1, b"");
     let (mut first, _) = accept_lane(&listener, &peer).await;
     // A length header beyond the ordinary lane's frame limit.
     first.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
@@ -759,13 +747,7 @@ async fn malformed_frame_written_back_closes_connection() {
     })
     .await;
 
-    b.transport
-        .send(
-            &Destination::Node(peer.clone()),
-            Lane::Ordinary,
-            &envelope(2, "m", b""),
-        )
-        .unwrap();
+    b.send_ordinary(&peer, 2, b"");
     accept_lane(&listener, &peer).await;
 }
 

@@ -41,6 +41,14 @@ async fn bind(settings: RemoteSettings) -> (Transport, mpsc::UnboundedReceiver<U
     (transport, receiver)
 }
 
+/// Sends an empty message for `recipient` from `from` to incarnation `to` on the ordinary
+/// lane.
+fn send_ordinary(from: &Transport, to: &UniqueAddress, recipient: u64) {
+    let message = UserEnvelope::without_sender(recipient, "m", Bytes::new());
+    from.send(&Destination::Node(to.clone()), Lane::Ordinary, &message)
+        .unwrap();
+}
+
 async fn next(inbox: &mut mpsc::UnboundedReceiver<UserEnvelope>) -> u64 {
     tokio::time::timeout(Duration::from_secs(10), inbox.recv())
         .await
@@ -144,20 +152,9 @@ async fn replaced_incarnation_leaves_no_inbound_state() {
 async fn reply_uses_peer_opened_connection() {
     let (a, mut a_inbox) = node().await;
     let (b, mut b_inbox) = node().await;
-    let message = |recipient| UserEnvelope::without_sender(recipient, "m", Bytes::new());
-    a.send(
-        &Destination::Node(b.local_address().clone()),
-        Lane::Ordinary,
-        &message(1),
-    )
-    .unwrap();
+    send_ordinary(&a, b.local_address(), 1);
     assert_eq!(next(&mut b_inbox).await, 1);
-    b.send(
-        &Destination::Node(a.local_address().clone()),
-        Lane::Ordinary,
-        &message(2),
-    )
-    .unwrap();
+    send_ordinary(&b, a.local_address(), 2);
     assert_eq!(next(&mut a_inbox).await, 2);
 
     let ordinary = Lane::Ordinary.index();
@@ -175,12 +172,7 @@ async fn reply_uses_peer_opened_connection() {
         lock(&b.inner.inbound_peers).get(&old).is_none()
     })
     .await;
-    b.send(
-        &Destination::Node(restarted.local_address().clone()),
-        Lane::Ordinary,
-        &message(3),
-    )
-    .unwrap();
+    send_ordinary(&b, restarted.local_address(), 3);
     assert_eq!(next(&mut restarted_inbox).await, 3);
     assert_eq!(b.stats().connections_opened[ordinary], 1);
 

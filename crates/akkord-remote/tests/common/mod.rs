@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use akkord_actor::address::UniqueAddress;
-use akkord_remote::transport::{InboundHandler, Transport, TransportEvent};
+use akkord_remote::transport::{Destination, InboundHandler, Transport, TransportEvent};
 use akkord_remote::wire::UserEnvelope;
 use akkord_remote::{Lane, RemoteSettings};
 use bytes::Bytes;
@@ -89,6 +89,18 @@ impl Node {
 
     pub fn address(&self) -> UniqueAddress {
         self.transport.local_address().clone()
+    }
+
+    /// Sends a message for `recipient` with manifest `m` and `payload` to incarnation `to` on
+    /// the ordinary lane.
+    pub fn send_ordinary(&self, to: &UniqueAddress, recipient: u64, payload: &[u8]) {
+        self.transport
+            .send(
+                &Destination::Node(to.clone()),
+                Lane::Ordinary,
+                &envelope(recipient, "m", payload),
+            )
+            .unwrap();
     }
 
     /// Waits up to ten seconds for the next message.
