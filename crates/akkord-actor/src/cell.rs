@@ -248,8 +248,8 @@ impl<A: Actor> ActorCell<A> {
     /// Takes the next system message, or, when `batch` is empty and the actor accepts user
     /// messages, the next user message. Further user messages waiting go into `batch`.
     ///
-    /// Taking several user messages under one lock keeps the lock off the sender's path; a
-    /// bounded mailbox takes one at a time so that its capacity stays exact. A lone message
+    /// Taking several user messages under one lock keeps the lock off the sender's path, and
+    /// a bounded mailbox takes one at a time so that its capacity stays exact. A lone message
     /// comes back as [`Next::User`] without touching `batch`, so a turn for one message,
     /// such as a request, allocates no batch.
     fn next(&self, accepts_user: bool, batch: &mut VecDeque<Envelope<A::Msg>>) -> Next<A::Msg> {

@@ -111,8 +111,8 @@ pub(crate) trait Turn: Send + Sync + 'static {
 }
 
 thread_local! {
-    /// Slot of the driver running on this thread, holding the next actor to run; `None`
-    /// outside any driver.
+    /// Slot of the driver running on this thread, with the next actor to run. `None` outside
+    /// any driver.
     ///
     /// A thread-local rather than a task-local, because a driver runs within one poll of its
     /// task: it polls each turn once and moves a turn that waits to a task of its own.
@@ -144,7 +144,8 @@ impl Drop for DriverSpan {
             .ok()
             .flatten()
             .flatten();
-        // Only a panic ends a driver before it empties its slot; the actor there still runs.
+        // Only a panic ends a driver before it empties its slot, and the actor there still
+        // runs.
         if let Some(actor) = left {
             if let Ok(runtime) = Handle::try_current() {
                 runtime.spawn(drive(actor));

@@ -67,7 +67,7 @@ struct State {
 }
 
 impl RemoteActor {
-    /// Creates the target, which sends through `route`; `terminated` marks one whose node is
+    /// Creates the target, which sends through `route`. `terminated` marks one whose node is
     /// already known to be gone.
     pub(crate) fn create(
         core: &Arc<RemoteCore>,

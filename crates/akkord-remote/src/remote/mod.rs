@@ -381,9 +381,9 @@ impl RemoteSystem {
                 source,
             });
         }
-        // The request goes out at most once per send, like any ordinary message: a frame
-        // written just before the connection turns out closed is lost. The lookup has no
-        // effect on the other node, so it is sent again until a reply arrives or time runs out.
+        // Like any ordinary message, the request is lost when it is written just before its
+        // connection turns out closed. The lookup has no effect on the other node, so it is
+        // sent again until a reply arrives or the timeout passes.
         let deadline = tokio::time::Instant::now() + timeout;
         let mut reply = std::pin::pin!(reply);
         let reply = loop {
